@@ -1,0 +1,97 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "uni",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "UniKit", targets: ["UniKit"]),
+        .library(name: "UniKitTesting", targets: ["UniKitTesting"]),
+        .library(name: "UniHTTP", targets: ["UniHTTP"]),
+        .executable(name: "unid", targets: ["unid"]),
+        .executable(name: "uni", targets: ["uni"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPGRPC"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        .target(
+            name: "UniKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "UniKitTesting",
+            dependencies: ["UniKit"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "UniHTTP",
+            dependencies: [
+                "UniKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "unid",
+            dependencies: [
+                "UniKit", "UniHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "OTel", package: "swift-otel"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "uni",
+            dependencies: [
+                "UniKit", "UniHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OTel", package: "swift-otel"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "UniKitTests",
+            dependencies: ["UniKit", "UniKitTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "UniHTTPTests",
+            dependencies: ["UniKit", "UniKitTesting", "UniHTTP"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["UniKit", "UniKitTesting", "UniHTTP"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)
