@@ -1,1 +1,53 @@
-print("unid")
+import ArgumentParser
+import Foundation
+import Logging
+import UniHTTP
+import UniKit
+
+/// `unid`: the daemon that owns QEMU processes. Parses flags, bootstraps
+/// logging once, and runs the composed ``Daemon``.
+struct Unid: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unid",
+        abstract: "Run and watch unikernel VMs on QEMU; serves the API for `uni`.",
+        version: UniVersion.current
+    )
+
+    @Option(name: .long, help: "Data dir (records, sockets, consoles). Default: $UNI_HOME or ~/.uni.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "CPU accelerator: auto (KVM when /dev/kvm opens, else TCG), kvm or tcg.",
+            transform: { try parseChoice($0, flag: "--accel", as: AcceleratorChoice.self) })
+    var accel: AcceleratorChoice = .auto
+
+    @Option(name: .long, help: "QEMU binary: a name on PATH or a path.")
+    var qemu: String = "qemu-system-x86_64"
+
+    @Option(name: .long, help: "How long a graceful stop waits before killing QEMU (e.g. 10s, 500ms).",
+            transform: { try DurationParser.parse($0, flag: "--stop-timeout") })
+    var stopTimeout: Duration = .seconds(10)
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.",
+            transform: { try parseChoice($0, flag: "--log-level", as: Logger.Level.self) })
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "unid")
+        let configuration = DaemonConfiguration(
+            dataDirectory: DataDirectory(root: dataDir ?? DataDirectory.defaultRoot()),
+            accelerator: accel,
+            qemuBinary: qemu,
+            stopTimeout: stopTimeout
+        )
+        let daemon = try await Daemon.make(configuration: configuration, logger: logger)
+        try await daemon.run(logger: logger)
+    }
+}
+
+await CommandLineEntry.main(Unid.self)

@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import UniKit
+
+/// The daemon's API over `<data-dir>/unid.sock`: the routes `uni` uses.
+///
+/// Every route is documented in `docs/api.md`. Bodies are snake_case JSON;
+/// errors are `{"error", "code"}` with the status of ``APIErrorMiddleware``.
+public enum APIRouter {
+    /// The largest request body accepted (a VM config is a few KiB).
+    static let maximumBodyBytes = 1 << 20
+
+    /// Builds the router over `manager`.
+    public static func build(manager: VMManager, info: DaemonInfo) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        let v1 = router.group("v1")
+
+        v1.get("info") { _, _ in try json(info) }
+
+        v1.get("vms") { request, _ in
+            let all = try flag(request, "all")
+            return try json(await manager.list(all: all))
+        }
+
+        v1.post("vms") { request, _ in
+            let start = try request.uri.queryParameters["start"].map { try parseBool("start", String($0)) } ?? true
+            let body = try await request.body.collect(upTo: maximumBodyBytes)
+            let config: VMConfig
+            do {
+                config = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(buffer: body))
+            } catch {
+                throw UniError.invalid("invalid VM config body: \(describe(error))")
+            }
+            let vm = start ? try await manager.run(config) : try await manager.create(config)
+            return try json(vm, status: .created)
+        }
+
+        v1.get("vms/:ref") { _, context in
+            try json(await manager.inspect(try reference(context)))
+        }
+
+        v1.post("vms/:ref/start") { _, context in
+            try json(await manager.start(try reference(context)))
+        }
+
+        v1.post("vms/:ref/stop") { request, context in
+            let timeout = try request.uri.queryParameters["timeout"].map { try DurationParser.parse(String($0), flag: "timeout") }
+            return try json(await manager.stop(try reference(context), timeout: timeout))
+        }
+
+        v1.post("vms/:ref/kill") { _, context in
+            try json(await manager.kill(try reference(context)))
+        }
+
+        v1.post("vms/:ref/wait") { _, context in
+            try json(await manager.wait(try reference(context)))
+        }
+
+        v1.delete("vms/:ref") { request, context in
+            try await manager.remove(try reference(context), force: try flag(request, "force"))
+            return Response(status: .noContent)
+        }
+
+        v1.get("vms/:ref/logs") { request, context in
+            let tail = try request.uri.queryParameters["tail"].map { text -> Int in
+                guard let value = Int(text), value >= 0 else {
+                    throw UniError.invalid("invalid tail '\(text)': expected a whole number of lines, 0 or more")
+                }
+                return value
+            }
+            let stream = try await manager.logs(try reference(context), tail: tail, follow: try flag(request, "follow"))
+            let body = ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) })
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
+        }
+        return router
+    }
+
+    static func reference(_ context: BasicRequestContext) throws -> String {
+        guard let value = context.parameters.get("ref"), !value.isEmpty else {
+            throw UniError.invalid("missing vm reference")
+        }
+        return value
+    }
+
+    static func flag(_ request: Request, _ name: String) throws -> Bool {
+        try request.uri.queryParameters[Substring(name)].map { try parseBool(name, String($0)) } ?? false
+    }
+
+    static func parseBool(_ name: String, _ text: String) throws -> Bool {
+        switch text.lowercased() {
+        case "1", "true", "yes", "": return true
+        case "0", "false", "no": return false
+        default: throw UniError.invalid("invalid \(name) '\(text)': expected true or false")
+        }
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONCoding.makeEncoder().encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as UniError: return error.message
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+        case DecodingError.dataCorrupted(let context):
+            if let underlying = context.underlyingError as? UniError { return underlying.message }
+            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import UniKit
+
+/// How `uni` prints VMs for people: fixed-width tables like `docker ps`.
+public enum CLIRendering {
+    /// The `uni ps` table: ID NAME IMAGE STATE UPTIME PORTS.
+    public static func table(_ vms: [VM], now: Date = Date()) -> String {
+        let header = ["ID", "NAME", "IMAGE", "STATE", "UPTIME", "PORTS"]
+        let rows = vms.map { vm in
+            [vm.id.rawValue, vm.name, (vm.config.image as NSString).lastPathComponent, stateText(vm), uptime(vm, now: now),
+             vm.config.ports.map(\.description).joined(separator: ",")]
+        }
+        return render([header] + rows)
+    }
+
+    /// The state column: `stopped (0)` shows the exit code.
+    public static func stateText(_ vm: VM) -> String {
+        if vm.state == .stopped, let code = vm.exitCode { return "stopped (\(code))" }
+        return vm.state.rawValue
+    }
+
+    /// `12s`, `5m`, `3h`, `2d` since the VM started, or `-` when it is not running.
+    public static func uptime(_ vm: VM, now: Date) -> String {
+        guard vm.state == .running || vm.state == .stopping, let started = vm.startedAt else { return "-" }
+        let seconds = max(0, Int(now.timeIntervalSince(started)))
+        switch seconds {
+        case ..<60: return "\(seconds)s"
+        case ..<3600: return "\(seconds / 60)m"
+        case ..<86_400: return "\(seconds / 3600)h"
+        default: return "\(seconds / 86_400)d"
+        }
+    }
+
+    /// Left-aligned columns separated by three spaces.
+    static func render(_ rows: [[String]]) -> String {
+        guard let columns = rows.first?.count else { return "" }
+        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "   ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// Pretty JSON of any API value, as `--output json` and `uni inspect` print it.
+    public static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONCoding.makeEncoder(pretty: true).encode(value), as: UTF8.self) + "\n"
+    }
+}
+
+/// Builds a ``VMConfig`` from `uni run`'s flag values, checking what can be
+/// checked on the client (the image path, the env file) with clear messages.
+public enum RunOptions {
+    /// Resolves `image` against the current directory and checks it can be read.
+    /// - Throws: ``UniError`` (`invalidArgument`) naming the path.
+    public static func resolveImage(_ image: String) throws -> String {
+        let path = DataDirectory.absolute(image)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw UniError.invalid("image '\(image)' does not exist")
+        }
+        guard !isDirectory.boolValue else { throw UniError.invalid("image '\(image)' is a directory, not an image file") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw UniError.invalid("image '\(image)' is not readable") }
+        return path
+    }
+
+    /// Merges `--env-file` files (in order) and `-e` values (last wins).
+    /// `-e NAME` without `=` copies NAME from `processEnvironment`.
+    /// - Throws: ``UniError`` naming the bad value or file line.
+    public static func environment(flags: [String], files: [String], processEnvironment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw UniError.invalid("env file '\(file)' does not exist or is not readable")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw UniError.invalid("env file '\(file)' is not UTF-8 text")
+            }
+            result.merge(try EnvironmentVariables.parseFile(contents: text, path: file)) { $1 }
+        }
+        for flag in flags {
+            if flag.contains("=") {
+                let (name, value) = try EnvironmentVariables.parse(flag)
+                result[name] = value
+            } else {
+                guard let value = processEnvironment[flag] else {
+                    throw UniError.invalid("invalid environment variable '\(flag)': expected KEY=VALUE, or the name of a variable set in this shell")
+                }
+                try EnvironmentVariables.validate(name: flag, value: value)
+                result[flag] = value
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Synchronization
+
+/// A VM's serial console: appended by the hypervisor backend, kept on disk in
+/// a bounded file pair (`console.log` plus one rotated `console.log.1`), and
+/// streamed live to followers.
+///
+/// Rotation keeps the newest output: when `console.log` would pass
+/// ``maximumFileBytes`` it becomes `console.log.1` (replacing the older one),
+/// so the disk holds at most twice that much per VM.
+public final class ConsoleLog: Sendable {
+    /// The path of the current file.
+    public let path: String
+    /// The size at which the current file is rotated.
+    public let maximumFileBytes: Int
+
+    private struct State {
+        var handle: FileHandle?
+        var size: Int
+        var followers: [UInt64: AsyncStream<[UInt8]>.Continuation] = [:]
+        var nextFollower: UInt64 = 0
+    }
+    private let state: Mutex<State>
+
+    /// Opens (or creates) the console log at `path`.
+    public init(path: String, maximumFileBytes: Int = 1 << 20) {
+        self.path = path
+        self.maximumFileBytes = max(4096, maximumFileBytes)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        state = Mutex(State(handle: nil, size: size))
+    }
+
+    /// Appends console output and hands it to every follower.
+    public func append(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        state.withLock { state in
+            if state.size + bytes.count > maximumFileBytes, state.size > 0 {
+                try? state.handle?.close()
+                state.handle = nil
+                _ = try? FileManager.default.removeItem(atPath: path + ".1")
+                _ = try? FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+                state.size = 0
+            }
+            if state.handle == nil {
+                if !FileManager.default.fileExists(atPath: path) {
+                    _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+                }
+                state.handle = FileHandle(forWritingAtPath: path)
+                _ = try? state.handle?.seekToEnd()
+            }
+            try? state.handle?.write(contentsOf: bytes)
+            state.size += bytes.count
+            for follower in state.followers.values { follower.yield(bytes) }
+        }
+    }
+
+    /// The last `lines` lines (all when `nil`) of what is on disk.
+    public func tail(lines: Int?) -> [UInt8] {
+        state.withLock { _ in readTail(lines: lines) }
+    }
+
+    /// The tail of what is on disk followed by everything appended from now
+    /// on, with no byte lost or repeated between the two; the stream ends at
+    /// ``finishFollowers()``.
+    public func follow(tail lines: Int?) -> AsyncStream<[UInt8]> {
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        state.withLock { state in
+            let existing = readTail(lines: lines)
+            if !existing.isEmpty { continuation.yield(existing) }
+            let key = state.nextFollower
+            state.nextFollower += 1
+            state.followers[key] = continuation
+            continuation.onTermination = { [weak self] _ in
+                _ = self?.state.withLock { $0.followers.removeValue(forKey: key) }
+            }
+        }
+        return stream
+    }
+
+    /// Ends every follow stream (the VM stopped) and closes the file.
+    public func finishFollowers() {
+        let followers = state.withLock { state in
+            try? state.handle?.close()
+            state.handle = nil
+            defer { state.followers.removeAll() }
+            return Array(state.followers.values)
+        }
+        for follower in followers { follower.finish() }
+    }
+
+    private func readTail(lines: Int?) -> [UInt8] {
+        var bytes = [UInt8]()
+        if let rotated = FileManager.default.contents(atPath: path + ".1") { bytes.append(contentsOf: rotated) }
+        if let current = FileManager.default.contents(atPath: path) { bytes.append(contentsOf: current) }
+        guard let lines else { return bytes }
+        guard lines > 0 else { return [] }
+        // Count newlines from the end; a final unterminated line counts as one.
+        var seen = 0
+        var index = bytes.endIndex
+        if bytes.last == UInt8(ascii: "\n") { index -= 1 }
+        while index > bytes.startIndex {
+            index -= 1
+            if bytes[index] == UInt8(ascii: "\n") {
+                seen += 1
+                if seen == lines { return Array(bytes[(index + 1)...]) }
+            }
+        }
+        return bytes
+    }
+}

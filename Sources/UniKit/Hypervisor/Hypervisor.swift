@@ -1,0 +1,59 @@
+/// Runs VMs as processes. `VMManager` drives it; it never touches the store.
+///
+/// The product uses ``QEMUHypervisor``; tests and embedders can use
+/// `ScriptedHypervisor` from UniKitTesting.
+public protocol Hypervisor: Sendable {
+    /// The accelerator new VMs run with.
+    var accelerator: Accelerator { get }
+
+    /// Launches `request.vm` and returns once the guest is running.
+    /// - Throws: ``UniError`` with code `hypervisorFailed` (QEMU's stderr in the
+    ///   message) or `conflict` (a host port in use); nothing is left running.
+    func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance
+}
+
+/// Everything a backend needs to launch one VM.
+public struct LaunchRequest: Sendable {
+    /// The record being started (its config, image kind and machine).
+    public var vm: VM
+    /// The VM's runtime folder (QMP socket, env file, pid file).
+    public var directory: String
+    /// Where the serial console goes.
+    public var console: ConsoleLog
+
+    /// Creates a request.
+    public init(vm: VM, directory: String, console: ConsoleLog) {
+        self.vm = vm
+        self.directory = directory
+        self.console = console
+    }
+}
+
+/// One running VM process.
+public protocol HypervisorInstance: AnyObject, Sendable {
+    /// The process id, when the backend has one.
+    var pid: Int32? { get }
+    /// Asks the guest to power off (ACPI power button); returns at once.
+    func requestPowerdown() async throws
+    /// Ends the process now (SIGKILL); returns at once.
+    func forceStop()
+    /// Waits until the process has ended; any number of callers may wait.
+    func waitForExit() async -> VMExit
+}
+
+/// How a VM process ended.
+public struct VMExit: Sendable, Hashable {
+    /// The docker-style exit code: the guest's status, or 128 + signal.
+    public var exitCode: Int32
+    /// The process's own exit status, when it exited.
+    public var processStatus: Int32?
+    /// The signal that ended it, when one did.
+    public var signal: Int32?
+
+    /// Creates an exit description.
+    public init(exitCode: Int32, processStatus: Int32? = nil, signal: Int32? = nil) {
+        self.exitCode = exitCode
+        self.processStatus = processStatus
+        self.signal = signal
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// Builds the `qemu-system-x86_64` arguments for a VM.
+///
+/// Kept free of I/O so tests can check the exact command line. The choices
+/// are documented in `docs/architecture.md` ("The QEMU command line").
+public struct QEMUCommandLine: Sendable {
+    /// The VM to run.
+    public var vm: VM
+    /// The VM's runtime folder.
+    public var directory: String
+    /// The accelerator.
+    public var accelerator: Accelerator
+
+    /// Creates a builder.
+    public init(vm: VM, directory: String, accelerator: Accelerator) {
+        self.vm = vm
+        self.directory = directory
+        self.accelerator = accelerator
+    }
+
+    /// The QMP control socket.
+    public var qmpSocketPath: String { directory + "/qmp.sock" }
+    /// The 0600 file handed to the guest through fw_cfg as `opt/uni/env`.
+    public var environmentFilePath: String { directory + "/env" }
+
+    /// The name the guest sees the environment under (`/sys/firmware/qemu_fw_cfg/by_name/opt/uni/env/raw`).
+    public static let environmentFirmwareName = "opt/uni/env"
+    /// The I/O port of the `isa-debug-exit` device: a guest that writes N there
+    /// makes QEMU exit with status 2N+1, recorded as exit code N.
+    public static let debugExitPort = 0xf4
+
+    /// The arguments, without argv[0].
+    public var arguments: [String] {
+        let config = vm.config
+        var args = [
+            "-name", "guest=\(QEMUCommandLine.escape(vm.name)),debug-threads=on",
+            "-machine", vm.machine,
+            "-accel", accelerator.rawValue,
+            "-m", "\(config.memory.bytes >> 20)M",
+            "-smp", "\(config.cpus)",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-chardev", "stdio,id=con0,signal=off",
+            "-serial", "chardev:con0",
+            "-qmp", "unix:\(QEMUCommandLine.escape(qmpSocketPath)),server=on,wait=off",
+            "-device", "isa-debug-exit,iobase=0x\(String(QEMUCommandLine.debugExitPort, radix: 16)),iosize=0x04",
+        ]
+        var netdev = "user,id=net0"
+        for port in config.ports {
+            netdev += ",hostfwd=\(port.transportProtocol.rawValue):\(port.hostAddress ?? ""):\(port.hostPort)-:\(port.guestPort)"
+        }
+        args += ["-netdev", netdev, "-device", (vm.machine == "microvm" ? "virtio-net-device" : "virtio-net-pci") + ",netdev=net0"]
+        switch vm.imageKind {
+        case .kernel:
+            args += ["-kernel", config.image]
+            if let cmdline = config.kernelCommandLine, !cmdline.isEmpty { args += ["-append", cmdline] }
+        case .disk:
+            // snapshot=on: the image stays pristine, like a container image;
+            // guest writes go to a temporary overlay dropped at exit.
+            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=disk0,snapshot=on",
+                     "-device", "ide-hd,drive=disk0,id=bootdisk,bootindex=0"]
+        }
+        if !config.environment.isEmpty {
+            args += ["-fw_cfg", "name=\(QEMUCommandLine.environmentFirmwareName),file=\(QEMUCommandLine.escape(environmentFilePath))"]
+        }
+        return args
+    }
+
+    /// The env file's contents: `KEY=VALUE` lines, sorted by name.
+    public var environmentFileContents: String {
+        vm.config.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
+    }
+
+    /// Doubles commas, QEMU's escape inside option values.
+    static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+}

@@ -1,0 +1,160 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs each VM as one `qemu-system-x86_64` process.
+///
+/// The serial console arrives on QEMU's stdout and goes to the VM's
+/// ``ConsoleLog``; the VM counts as running once QMP answers `query-status`
+/// with `running`. Exits are noticed by a thread blocked in `waitpid`.
+public struct QEMUHypervisor: Hypervisor {
+    /// The QEMU binary's absolute path.
+    public let binaryPath: String
+    public let accelerator: Accelerator
+    /// How long QEMU may take to answer QMP before the start fails.
+    public let startTimeout: Duration
+
+    /// A hypervisor that runs `binaryPath` with `accelerator`.
+    public init(binaryPath: String, accelerator: Accelerator, startTimeout: Duration = .seconds(30)) {
+        self.binaryPath = binaryPath
+        self.accelerator = accelerator
+        self.startTimeout = startTimeout
+    }
+
+    /// Finds `name` (or an absolute/relative path) on `PATH`.
+    /// - Throws: ``UniError`` (`unavailable`) naming the binary and the package to install.
+    public static func locateBinary(_ name: String = "qemu-system-x86_64", environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if name.contains("/") {
+            guard access(name, X_OK) == 0 else {
+                throw UniError(.unavailable, "QEMU binary '\(name)' is missing or not executable")
+            }
+            return DataDirectory.absolute(name)
+        }
+        for folder in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(folder)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw UniError(.unavailable, "'\(name)' not found on PATH: install QEMU (apt-get install qemu-system-x86, or run scripts/setup.sh)")
+    }
+
+    public func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance {
+        let commandLine = QEMUCommandLine(vm: request.vm, directory: request.directory, accelerator: accelerator)
+        guard commandLine.qmpSocketPath.utf8.count < 108 else {
+            throw UniError(.invalidArgument, "QMP socket path '\(commandLine.qmpSocketPath)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
+        }
+        for port in request.vm.config.ports {
+            try HostPortProbe.checkAvailable(port)
+        }
+        unlink(commandLine.qmpSocketPath)
+        if !request.vm.config.environment.isEmpty {
+            try FileVMStore.writeAtomically(Data(commandLine.environmentFileContents.utf8), to: commandLine.environmentFilePath)
+        }
+        let console = request.console
+        let process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
+        try? "\(process.pid)\n".write(toFile: request.directory + "/qemu.pid", atomically: true, encoding: .utf8)
+        let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
+        do {
+            try await waitUntilRunning(instance)
+        } catch {
+            process.send(SIGKILL)
+            _ = await process.waitForTermination()
+            throw error
+        }
+        return instance
+    }
+
+    private func waitUntilRunning(_ instance: QEMUInstance) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + startTimeout
+        var lastError: (any Error)?
+        while clock.now < deadline {
+            if let termination = instance.process.termination {
+                throw UniError(.hypervisorFailed, "qemu failed to start (\(termination)): \(instance.process.standardError.isEmpty ? "no output" : instance.process.standardError)")
+            }
+            if access(instance.qmp.socketPath, F_OK) == 0 {
+                do {
+                    let status = try await instance.qmp.execute("query-status")
+                    if status["running"]?.boolValue == true { return }
+                    lastError = UniError(.hypervisorFailed, "guest status is '\(status["status"]?.stringValue ?? "unknown")'")
+                } catch {
+                    lastError = error
+                }
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw UniError(.hypervisorFailed, "qemu did not report the guest running within \(startTimeout)\(lastError.map { ": \($0)" } ?? "")")
+    }
+}
+
+extension ChildProcess.Termination: CustomStringConvertible {
+    var description: String {
+        switch self {
+        case .exited(let status): return "exit status \(status)"
+        case .signalled(let signal): return "killed by signal \(signal)"
+        }
+    }
+}
+
+/// One QEMU process.
+final class QEMUInstance: HypervisorInstance {
+    let process: ChildProcess
+    let qmp: QMPClient
+
+    init(process: ChildProcess, qmp: QMPClient) {
+        self.process = process
+        self.qmp = qmp
+    }
+
+    var pid: Int32? { process.pid }
+
+    func requestPowerdown() async throws {
+        _ = try await qmp.execute("system_powerdown")
+    }
+
+    func forceStop() {
+        process.send(SIGKILL)
+    }
+
+    func waitForExit() async -> VMExit {
+        QEMUInstance.interpret(await process.waitForTermination())
+    }
+
+    /// Maps QEMU's end to a docker-style exit code: status 0 is a clean
+    /// power-off (0); an odd status 2N+1 is the guest's `isa-debug-exit`
+    /// write of N; a signal S gives 128 + S.
+    static func interpret(_ termination: ChildProcess.Termination) -> VMExit {
+        switch termination {
+        case .exited(let status):
+            let code = status % 2 == 1 ? status >> 1 : status
+            return VMExit(exitCode: code, processStatus: status)
+        case .signalled(let signal):
+            return VMExit(exitCode: 128 + signal, signal: signal)
+        }
+    }
+}
+
+/// Checks that a host port is free before QEMU tries to forward it, so the
+/// error names the port instead of quoting slirp.
+enum HostPortProbe {
+    static func checkAvailable(_ mapping: PortMapping) throws {
+        let type = mapping.transportProtocol == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = mapping.hostPort.bigEndian
+        address.sin_addr.s_addr = INADDR_ANY
+        if let host = mapping.hostAddress { inet_pton(AF_INET, host, &address.sin_addr) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if result != 0 {
+            let reason = errno == EADDRINUSE ? "is already in use" : "cannot be bound (\(String(cString: strerror(errno))))"
+            throw UniError(.conflict, "host port \(mapping.hostAddress.map { "\($0):" } ?? "")\(mapping.hostPort)/\(mapping.transportProtocol.rawValue) \(reason)")
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// A QEMU Machine Protocol client over a VM's `qmp.sock`.
+///
+/// Each call opens a connection, negotiates capabilities, runs its commands
+/// and closes: QEMU serves one QMP client at a time, and short sessions leave
+/// the socket free for the next caller (stats sampling, throttling).
+public struct QMPClient: Sendable {
+    /// The socket path.
+    public let socketPath: String
+    private let eventLoopGroup: any EventLoopGroup
+
+    /// A client for the socket at `socketPath`.
+    public init(socketPath: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.socketPath = socketPath
+        self.eventLoopGroup = eventLoopGroup
+    }
+
+    /// Runs `command` with `arguments` and returns its `return` value.
+    /// - Throws: ``UniError`` (`hypervisorFailed`) when QEMU answers with an
+    ///   error or the socket cannot be reached.
+    public func execute(_ command: String, arguments: [String: JSONValue]? = nil) async throws -> JSONValue {
+        try await session { try await $0.execute(command, arguments: arguments) }
+    }
+
+    /// Opens one session and runs `body` in it.
+    public func session<Result: Sendable>(_ body: (QMPSession) async throws -> Result) async throws -> Result {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: eventLoopGroup)
+                .connect(unixDomainSocketPath: socketPath) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw UniError(.hypervisorFailed, "cannot connect to QMP socket '\(socketPath)': \(error)")
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            let session = QMPSession(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            _ = try await session.readMessage(skippingEvents: false)  // greeting
+            _ = try await session.execute("qmp_capabilities", arguments: nil)
+            return try await body(session)
+        }
+    }
+}
+
+/// One negotiated QMP connection; valid only inside ``QMPClient/session(_:)``.
+public final class QMPSession: @unchecked Sendable {
+    // Used by one task at a time, inside one session closure.
+    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+
+    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.inbound = inbound
+        self.outbound = outbound
+    }
+
+    /// Runs one command and returns its `return` value; events in between are skipped.
+    public func execute(_ command: String, arguments: [String: JSONValue]?) async throws -> JSONValue {
+        var message: [String: JSONValue] = ["execute": .string(command)]
+        if let arguments { message["arguments"] = .object(arguments) }
+        var data = try JSONEncoder().encode(message)
+        data.append(UInt8(ascii: "\n"))
+        try await outbound.write(ByteBuffer(bytes: data))
+        let reply = try await readMessage(skippingEvents: true)
+        if let error = reply["error"] {
+            throw UniError(.hypervisorFailed, "QMP \(command) failed: \(error["desc"]?.stringValue ?? "unknown error")")
+        }
+        return reply["return"] ?? .null
+    }
+
+    func readMessage(skippingEvents: Bool) async throws -> JSONValue {
+        while true {
+            guard let line = try await inbound.next() else {
+                throw UniError(.hypervisorFailed, "QMP connection closed by QEMU")
+            }
+            guard let message = try? JSONDecoder().decode(JSONValue.self, from: Data(line.readableBytesView)),
+                  case .object = message else {
+                throw UniError(.hypervisorFailed, "QMP sent a line that is not a JSON object")
+            }
+            if skippingEvents, message["event"] != nil { continue }
+            return message
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// A host port forwarded to a guest port through QEMU's user-mode network.
+public struct PortMapping: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The transport protocol of a mapping.
+    public enum TransportProtocol: String, Hashable, Sendable, Codable {
+        case tcp
+        case udp
+    }
+
+    /// The host address to bind; `nil` binds every address (QEMU's default).
+    public var hostAddress: String?
+    /// The port on the host.
+    public var hostPort: UInt16
+    /// The port inside the guest.
+    public var guestPort: UInt16
+    /// TCP or UDP.
+    public var transportProtocol: TransportProtocol
+
+    /// Creates a mapping.
+    public init(hostAddress: String? = nil, hostPort: UInt16, guestPort: UInt16, transportProtocol: TransportProtocol = .tcp) {
+        self.hostAddress = hostAddress
+        self.hostPort = hostPort
+        self.guestPort = guestPort
+        self.transportProtocol = transportProtocol
+    }
+
+    /// Parses `HOST:GUEST`, `HOST:GUEST/udp` or `ADDRESS:HOST:GUEST[/tcp|udp]`.
+    /// - Throws: ``UniError`` naming the text and the allowed form.
+    public init(parsing text: String) throws {
+        let form = "expected HOST:GUEST[/tcp|udp] with ports 1-65535, optionally prefixed by an IPv4 address (for example 8080:80 or 127.0.0.1:8080:80/tcp)"
+        var spec = Substring(text)
+        var proto = TransportProtocol.tcp
+        if let slash = spec.lastIndex(of: "/") {
+            guard let parsed = TransportProtocol(rawValue: String(spec[spec.index(after: slash)...]).lowercased()) else {
+                throw UniError.invalid("invalid port mapping '\(text)': \(form)")
+            }
+            proto = parsed
+            spec = spec[..<slash]
+        }
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
+        func port(_ part: Substring) throws -> UInt16 {
+            guard part.allSatisfy(\.isASCII), let value = UInt16(part), value > 0 else {
+                throw UniError.invalid("invalid port mapping '\(text)': \(form)")
+            }
+            return value
+        }
+        switch parts.count {
+        case 2:
+            self.init(hostPort: try port(parts[0]), guestPort: try port(parts[1]), transportProtocol: proto)
+        case 3:
+            guard PortMapping.isIPv4(parts[0]) else {
+                throw UniError.invalid("invalid port mapping '\(text)': '\(parts[0])' is not an IPv4 address; \(form)")
+            }
+            self.init(hostAddress: String(parts[0]), hostPort: try port(parts[1]), guestPort: try port(parts[2]), transportProtocol: proto)
+        default:
+            throw UniError.invalid("invalid port mapping '\(text)': \(form)")
+        }
+    }
+
+    static func isIPv4(_ text: Substring) -> Bool {
+        let octets = text.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { $0.count <= 3 && UInt8($0) != nil }
+    }
+
+    /// `8080:80/tcp` or `127.0.0.1:8080:80/tcp`.
+    public var description: String {
+        (hostAddress.map { "\($0):" } ?? "") + "\(hostPort):\(guestPort)/\(transportProtocol.rawValue)"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hostAddress = "host_address"
+        case hostPort = "host_port"
+        case guestPort = "guest_port"
+        case transportProtocol = "protocol"
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// How a VM's image is booted.
+public enum ImageKind: String, Codable, Sendable {
+    /// An ELF/PVH or bzImage kernel, booted with `-kernel` on the `microvm` machine.
+    case kernel
+    /// A raw disk image with an MBR boot sector, booted by SeaBIOS on the `pc` machine.
+    case disk
+}
+
+/// The CPU accelerator QEMU runs a VM with.
+public enum Accelerator: String, Codable, Sendable, CaseIterable {
+    /// Hardware virtualisation through `/dev/kvm`.
+    case kvm
+    /// QEMU's software emulation.
+    case tcg
+}
+
+/// Why a VM last stopped.
+public enum StopReason: String, Codable, Sendable {
+    /// The guest powered off or exited by itself.
+    case exited
+    /// A graceful stop (ACPI powerdown) succeeded.
+    case stopped
+    /// A stop timed out and the process was killed.
+    case stopTimeout = "stop_timeout"
+    /// `kill` (SIGKILL) ended it.
+    case killed
+    /// QEMU died of a signal nobody sent it, or failed after start.
+    case crashed
+    /// QEMU never reached the running state.
+    case failedToStart = "failed_to_start"
+    /// The daemon found it running from an earlier daemon and stopped it.
+    case daemonRecovered = "daemon_recovered"
+}
+
+/// The durable record of one VM: its configuration and what happened to it.
+///
+/// Serialised as snake_case JSON in `<data-dir>/vms/<id>/state.json` and
+/// returned by the API; the schema is documented in `docs/vm-record.md`.
+public struct VM: Codable, Sendable, Hashable, Identifiable {
+    /// The record format version; bumped when a field changes meaning.
+    public static let currentSchemaVersion = 1
+
+    /// The record format version this record was written with.
+    public var schemaVersion: Int
+    /// The VM's identifier.
+    public var id: VMID
+    /// The VM's unique name.
+    public var name: String
+    /// What the user asked for.
+    public var config: VMConfig
+    /// How the image boots.
+    public var imageKind: ImageKind
+    /// The QEMU machine type (`microvm` or `pc`).
+    public var machine: String
+    /// The accelerator of the last start; `nil` before the first start.
+    public var accelerator: Accelerator?
+    /// The lifecycle state.
+    public var state: VMState
+    /// When the VM was created.
+    public var createdAt: Date
+    /// When the last start reached `running`.
+    public var startedAt: Date?
+    /// When the last run ended.
+    public var finishedAt: Date?
+    /// The QEMU process id while it runs.
+    public var pid: Int32?
+    /// How the last run ended, docker-style: the guest's status (0 after a
+    /// clean power-off, N after an `isa-debug-exit` write of N), or 128 + signal.
+    public var exitCode: Int32?
+    /// QEMU's raw exit status, when it exited rather than being signalled.
+    public var qemuExitStatus: Int32?
+    /// The signal that ended QEMU, if any.
+    public var exitSignal: Int32?
+    /// Why the last run ended.
+    public var stopReason: StopReason?
+    /// The last failure (QEMU's stderr when it failed to start).
+    public var lastError: String?
+    /// How many times the VM was started.
+    public var startCount: Int
+    /// Set when a daemon restart found this VM's QEMU orphaned and stopped it.
+    public var daemonRecovered: Bool
+
+    /// Creates a record in the `created` state.
+    public init(id: VMID, name: String, config: VMConfig, imageKind: ImageKind, createdAt: Date) {
+        self.schemaVersion = VM.currentSchemaVersion
+        self.id = id
+        self.name = name
+        self.config = config
+        self.imageKind = imageKind
+        self.machine = imageKind == .kernel ? "microvm" : "pc"
+        self.accelerator = nil
+        self.state = .created
+        self.createdAt = createdAt
+        self.startCount = 0
+        self.daemonRecovered = false
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version", id, name, config, imageKind = "image_kind", machine, accelerator, state
+        case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at", pid
+        case exitCode = "exit_code", qemuExitStatus = "qemu_exit_status", exitSignal = "exit_signal"
+        case stopReason = "stop_reason", lastError = "last_error", startCount = "start_count"
+        case daemonRecovered = "daemon_recovered"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+        guard schemaVersion <= VM.currentSchemaVersion else {
+            throw UniError(.storeFailed, "record schema_version \(schemaVersion) is newer than this build understands (\(VM.currentSchemaVersion))")
+        }
+        id = try c.decode(VMID.self, forKey: .id)
+        name = try c.decode(String.self, forKey: .name)
+        config = try c.decode(VMConfig.self, forKey: .config)
+        imageKind = try c.decode(ImageKind.self, forKey: .imageKind)
+        machine = try c.decode(String.self, forKey: .machine)
+        accelerator = try c.decodeIfPresent(Accelerator.self, forKey: .accelerator)
+        state = try c.decode(VMState.self, forKey: .state)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        startedAt = try c.decodeIfPresent(Date.self, forKey: .startedAt)
+        finishedAt = try c.decodeIfPresent(Date.self, forKey: .finishedAt)
+        pid = try c.decodeIfPresent(Int32.self, forKey: .pid)
+        exitCode = try c.decodeIfPresent(Int32.self, forKey: .exitCode)
+        qemuExitStatus = try c.decodeIfPresent(Int32.self, forKey: .qemuExitStatus)
+        exitSignal = try c.decodeIfPresent(Int32.self, forKey: .exitSignal)
+        stopReason = try c.decodeIfPresent(StopReason.self, forKey: .stopReason)
+        lastError = try c.decodeIfPresent(String.self, forKey: .lastError)
+        startCount = try c.decodeIfPresent(Int.self, forKey: .startCount) ?? 0
+        daemonRecovered = try c.decodeIfPresent(Bool.self, forKey: .daemonRecovered) ?? false
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// What a user asks for when creating a VM: the image and its resources.
+///
+/// This is the body of the API's create request and part of every stored
+/// ``VM`` record. ``validated()`` checks every field and names the bad value.
+public struct VMConfig: Codable, Sendable, Hashable {
+    /// The VM's name; generated (`vm-<id prefix>`) when `nil`.
+    public var name: String?
+    /// Absolute path of the kernel image (booted with `-kernel`) or raw disk image.
+    public var image: String
+    /// Guest memory; whole MiB, at least ``minimumMemory``.
+    public var memory: ByteSize
+    /// Virtual CPUs, 1 to ``maximumCPUs``.
+    public var cpus: Int
+    /// Host ports forwarded into the guest.
+    public var ports: [PortMapping]
+    /// Variables handed to the guest through fw_cfg (`opt/uni/env`).
+    public var environment: [String: String]
+    /// The kernel command line (kernel images only).
+    public var kernelCommandLine: String?
+    /// Remove the VM once it stops (`uni run --rm`).
+    public var autoRemove: Bool
+
+    /// The default guest memory, 256 MiB.
+    public static let defaultMemory = ByteSize.mebibytes(256)
+    /// The smallest guest memory accepted, 16 MiB.
+    public static let minimumMemory = ByteSize.mebibytes(16)
+    /// The largest vCPU count accepted.
+    public static let maximumCPUs = 64
+
+    /// Creates a configuration with the documented defaults.
+    public init(
+        name: String? = nil,
+        image: String,
+        memory: ByteSize = VMConfig.defaultMemory,
+        cpus: Int = 1,
+        ports: [PortMapping] = [],
+        environment: [String: String] = [:],
+        kernelCommandLine: String? = nil,
+        autoRemove: Bool = false
+    ) {
+        self.name = name
+        self.image = image
+        self.memory = memory
+        self.cpus = cpus
+        self.ports = ports
+        self.environment = environment
+        self.kernelCommandLine = kernelCommandLine
+        self.autoRemove = autoRemove
+    }
+
+    /// Checks every field.
+    /// - Throws: ``UniError`` with code `invalidArgument`, naming the bad value and what is allowed.
+    public func validated() throws -> VMConfig {
+        if let name { try VMConfig.validate(name: name) }
+        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
+        guard memory >= VMConfig.minimumMemory, memory.bytes % (1 << 20) == 0 else {
+            throw UniError.invalid("invalid memory '\(memory)': must be a whole number of MiB and at least \(VMConfig.minimumMemory) (for example 64M or 1G)")
+        }
+        guard (1...VMConfig.maximumCPUs).contains(cpus) else {
+            throw UniError.invalid("invalid cpus '\(cpus)': must be a whole number from 1 to \(VMConfig.maximumCPUs)")
+        }
+        var seen = Set<String>()
+        for port in ports {
+            let key = "\(port.hostPort)/\(port.transportProtocol.rawValue)"
+            guard seen.insert(key).inserted else {
+                throw UniError.invalid("invalid port mapping '\(port)': host port \(key) is mapped twice")
+            }
+        }
+        for (name, value) in environment { try EnvironmentVariables.validate(name: name, value: value) }
+        if let kernelCommandLine, kernelCommandLine.contains("\n") || kernelCommandLine.contains("\0") {
+            throw UniError.invalid("invalid kernel command line: it must be one line")
+        }
+        return self
+    }
+
+    /// Checks a VM name: 1-63 characters of `[A-Za-z0-9_.-]`, starting with a letter or digit.
+    /// - Throws: ``UniError`` naming the bad name and the allowed form.
+    public static func validate(name: String) throws {
+        let bytes = Array(name.utf8)
+        let allowed: (UInt8) -> Bool = { byte in
+            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 95 || byte == 46 || byte == 45
+        }
+        guard (1...63).contains(bytes.count), bytes.allSatisfy(allowed), let first = bytes.first,
+              first != 95, first != 46, first != 45 else {
+            throw UniError.invalid("invalid name '\(name)': use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        }
+        guard !VMID.isWellFormed(name) else {
+            throw UniError.invalid("invalid name '\(name)': a name must not look like a VM id (12 hex digits)")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, image, memory = "memory_bytes", cpus, ports, environment = "env"
+        case kernelCommandLine = "cmdline", autoRemove = "auto_remove"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        image = try c.decode(String.self, forKey: .image)
+        memory = try c.decodeIfPresent(ByteSize.self, forKey: .memory) ?? VMConfig.defaultMemory
+        cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
+        ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
+        environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+        kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine)
+        autoRemove = try c.decodeIfPresent(Bool.self, forKey: .autoRemove) ?? false
+    }
+}

@@ -1,0 +1,44 @@
+/// Where a VM is in its lifecycle.
+///
+/// The allowed transitions are the table in `docs/architecture.md`:
+///
+/// | from | to | by |
+/// |---|---|---|
+/// | (none) | created | create |
+/// | created, stopped | starting | start |
+/// | starting | running | QEMU up and QMP reports `running` |
+/// | starting | stopped | launch failed (`last_error`) |
+/// | running | stopping | stop |
+/// | running, stopping | stopped | guest exit, stop, kill, QEMU crash |
+/// | starting | stopped | kill |
+/// | created, stopped | (removed) | rm; any state with `rm -f` |
+public enum VMState: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Recorded, never started (or reset); no process.
+    case created
+    /// QEMU is being launched; not yet answering QMP.
+    case starting
+    /// QEMU runs and reported the guest running.
+    case running
+    /// A graceful stop was requested; waiting for the guest to power off.
+    case stopping
+    /// No process; `exit_code` tells how it ended.
+    case stopped
+
+    /// Whether a QEMU process exists for a VM in this state.
+    public var hasProcess: Bool { self == .starting || self == .running || self == .stopping }
+
+    public var description: String { rawValue }
+
+    /// Whether the lifecycle allows moving from this state to `next`.
+    public func canTransition(to next: VMState) -> Bool {
+        switch (self, next) {
+        case (.created, .starting), (.stopped, .starting),
+             (.starting, .running), (.starting, .stopped),
+             (.running, .stopping), (.running, .stopped),
+             (.stopping, .stopped):
+            return true
+        default:
+            return false
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Stores each VM as `<data-dir>/vms/<id>/state.json`.
+///
+/// Writes are atomic: a temporary file in the same folder is written,
+/// fsynced and renamed over the record, then the folder is fsynced, so a
+/// crash leaves either the old record or the new one, never half of one.
+public struct FileVMStore: VMStore {
+    /// The data dir whose `vms/` folder holds the records.
+    public let dataDirectory: DataDirectory
+
+    /// A store over `dataDirectory`.
+    public init(dataDirectory: DataDirectory) {
+        self.dataDirectory = dataDirectory
+    }
+
+    /// The record file of `id`.
+    public func recordPath(_ id: VMID) -> String { dataDirectory.vmDirectory(id) + "/state.json" }
+
+    public func loadAll() async throws -> VMStoreSnapshot {
+        let folder = dataDirectory.vmsDirectory
+        let entries: [String]
+        do {
+            entries = try FileManager.default.contentsOfDirectory(atPath: folder)
+        } catch CocoaError.fileReadNoSuchFile {
+            return VMStoreSnapshot(vms: [])
+        } catch {
+            throw UniError(.storeFailed, "cannot list '\(folder)': \(error.localizedDescription)")
+        }
+        var vms: [VM] = []
+        var problems: [String] = []
+        let decoder = JSONCoding.makeDecoder()
+        for entry in entries.sorted() {
+            guard VMID.isWellFormed(entry) else { continue }
+            let path = folder + "/" + entry + "/state.json"
+            guard let data = FileManager.default.contents(atPath: path) else {
+                problems.append("\(path): missing or unreadable; the folder is left as it is")
+                continue
+            }
+            do {
+                let vm = try decoder.decode(VM.self, from: data)
+                guard vm.id.rawValue == entry else {
+                    problems.append("\(path): holds id \(vm.id) but sits in folder \(entry); skipped")
+                    continue
+                }
+                vms.append(vm)
+            } catch let error as UniError {
+                problems.append("\(path): \(error.message); skipped")
+            } catch {
+                problems.append("\(path): not a valid VM record (\(FileVMStore.describe(error))); skipped and left on disk")
+            }
+        }
+        return VMStoreSnapshot(vms: vms, problems: problems)
+    }
+
+    public func save(_ vm: VM) async throws {
+        let folder = dataDirectory.vmDirectory(vm.id)
+        let path = recordPath(vm.id)
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let data = try JSONCoding.makeEncoder(pretty: true).encode(vm)
+            try FileVMStore.writeAtomically(data, to: path)
+        } catch let error as UniError {
+            throw error
+        } catch {
+            throw UniError(.storeFailed, "cannot write '\(path)': \(error.localizedDescription)")
+        }
+    }
+
+    public func delete(_ id: VMID) async throws {
+        let path = recordPath(id)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw UniError(.storeFailed, "cannot delete '\(path)': \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes `data` to `path` through a fsynced temporary file and a rename.
+    static func writeAtomically(_ data: Data, to path: String) throws {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw UniError(.storeFailed, "cannot write '\(temporary)': \(String(cString: strerror(errno)))") }
+        var failure: String?
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = String(cString: strerror(errno))
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        close(fd)
+        if let failure {
+            unlink(temporary)
+            throw UniError(.storeFailed, "cannot write '\(temporary)': \(failure)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw UniError(.storeFailed, "cannot rename '\(temporary)' to '\(path)': \(reason)")
+        }
+        let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if folder >= 0 {
+            fsync(folder)
+            close(folder)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "bad field '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not JSON" : "bad field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// Where VM records live. `VMManager` is its only writer.
+///
+/// Implementations are named for their mechanism: ``FileVMStore`` (one
+/// `state.json` per VM) in UniKit, `InMemoryVMStore` in UniKitTesting.
+public protocol VMStore: Sendable {
+    /// Every readable record. Records that cannot be read are reported in
+    /// ``VMStoreSnapshot/problems`` and left untouched on disk.
+    func loadAll() async throws -> VMStoreSnapshot
+    /// Writes `vm` durably (replacing any record with its id).
+    func save(_ vm: VM) async throws
+    /// Deletes the record of `id`; deleting a missing record succeeds.
+    func delete(_ id: VMID) async throws
+}
+
+/// What a store held at load time.
+public struct VMStoreSnapshot: Sendable {
+    /// The records that were read.
+    public var vms: [VM]
+    /// One line per record that could not be read, naming where and why.
+    public var problems: [String]
+
+    /// Creates a snapshot.
+    public init(vms: [VM], problems: [String] = []) {
+        self.vms = vms
+        self.problems = problems
+    }
+}

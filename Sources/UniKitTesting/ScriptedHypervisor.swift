@@ -1,0 +1,110 @@
+import Synchronization
+import UniKit
+
+/// A ``Hypervisor`` that runs no process: each VM follows a ``Script``.
+///
+/// Use it to drive ``VMManager`` through every transition without QEMU, and
+/// make guests exit, ignore powerdown or fail to start on demand.
+public final class ScriptedHypervisor: Hypervisor {
+    /// How one VM behaves.
+    public struct Script: Sendable {
+        /// Printed on the console as soon as the VM runs.
+        public var consoleOutput: String
+        /// When set, the launch fails with this error.
+        public var launchError: UniError?
+        /// Whether an ACPI powerdown makes the guest exit (with code 0).
+        public var honorsPowerdown: Bool
+
+        /// Creates a script.
+        public init(consoleOutput: String = "", launchError: UniError? = nil, honorsPowerdown: Bool = true) {
+            self.consoleOutput = consoleOutput
+            self.launchError = launchError
+            self.honorsPowerdown = honorsPowerdown
+        }
+    }
+
+    public let accelerator: Accelerator
+    private let script: @Sendable (VM) -> Script
+    private let instances: Mutex<[VMID: ScriptedInstance]>
+    private let launches: Mutex<Int>
+
+    /// A hypervisor whose VMs follow `script`.
+    public init(accelerator: Accelerator = .tcg, script: @escaping @Sendable (VM) -> Script = { _ in Script() }) {
+        self.accelerator = accelerator
+        self.script = script
+        instances = Mutex([:])
+        launches = Mutex(0)
+    }
+
+    /// How many launches were attempted.
+    public var launchCount: Int { launches.withLock { $0 } }
+
+    /// The latest instance of `id`, if it was launched.
+    public func instance(for id: VMID) -> ScriptedInstance? { instances.withLock { $0[id] } }
+
+    public func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance {
+        launches.withLock { $0 += 1 }
+        let script = script(request.vm)
+        if let error = script.launchError { throw error }
+        let instance = ScriptedInstance(pid: Int32.random(in: 10_000...99_999), honorsPowerdown: script.honorsPowerdown)
+        request.console.append(Array(script.consoleOutput.utf8))
+        instances.withLock { $0[request.vm.id] = instance }
+        return instance
+    }
+}
+
+/// One scripted VM "process".
+public final class ScriptedInstance: HypervisorInstance {
+    public let pid: Int32?
+    private let honorsPowerdown: Bool
+    private let state: Mutex<(exit: VMExit?, waiters: [CheckedContinuation<VMExit, Never>], powerdowns: Int)>
+
+    init(pid: Int32, honorsPowerdown: Bool) {
+        self.pid = pid
+        self.honorsPowerdown = honorsPowerdown
+        state = Mutex((nil, [], 0))
+    }
+
+    /// How many powerdown requests reached the guest.
+    public var powerdownRequests: Int { state.withLock { $0.powerdowns } }
+
+    /// Whether the "process" has ended.
+    public var hasExited: Bool { state.withLock { $0.exit != nil } }
+
+    /// Makes the guest exit by itself with `code`, as `isa-debug-exit` would.
+    public func exit(code: Int32) { finish(VMExit(exitCode: code, processStatus: code * 2 + 1)) }
+
+    /// Makes the process die of `signal`, as a QEMU crash would.
+    public func crash(signal: Int32) { finish(VMExit(exitCode: 128 + signal, signal: signal)) }
+
+    public func requestPowerdown() async throws {
+        let honors = state.withLock { state -> Bool in
+            state.powerdowns += 1
+            return honorsPowerdown
+        }
+        if honors { finish(VMExit(exitCode: 0, processStatus: 1)) }
+    }
+
+    public func forceStop() { crash(signal: 9) }
+
+    public func waitForExit() async -> VMExit {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> VMExit? in
+                if let exit = state.exit { return exit }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    private func finish(_ exit: VMExit) {
+        let waiters = state.withLock { state -> [CheckedContinuation<VMExit, Never>] in
+            guard state.exit == nil else { return [] }
+            state.exit = exit
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: exit) }
+    }
+}
