@@ -22,8 +22,9 @@ public enum EnvironmentVariables {
     /// - Throws: ``UniError`` naming the file, the line number and the text.
     public static func parseFile(contents: String, path: String) throws -> [String: String] {
         var result: [String: String] = [:]
-        for (index, rawLine) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.hasSuffix("\r") ? String(rawLine.dropLast()) : String(rawLine)
+        // Character-wise split: "\r\n" is one newline Character in Swift.
+        for (index, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = String(rawLine)
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             do {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The JSON conventions of every record and API body: RFC 3339 dates in UTC
 /// with milliseconds, sorted keys for stable files.
@@ -31,14 +34,50 @@ public enum JSONCoding {
 
 /// RFC 3339 timestamps in UTC with millisecond precision (`2026-11-25T06:11:51.123Z`).
 public enum RFC3339 {
-    /// Formats `date`.
+    /// Formats `date`, rounded to the millisecond. Hand-rolled because it
+    /// runs for every JSON log line, where Foundation's formatter is ~10x slower.
     public static func string(from date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        var seconds = time_t(milliseconds.floorDivided(by: 1000))
+        let fraction = Int(milliseconds - Int64(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, _ width: Int, at offset: Int) {
+            var value = value
+            for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                bytes[index] = UInt8(48 + value % 10)
+                value /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, 4, at: 0)
+        bytes[4] = 45
+        put(Int(parts.tm_mon) + 1, 2, at: 5)
+        bytes[7] = 45
+        put(Int(parts.tm_mday), 2, at: 8)
+        bytes[10] = 84
+        put(Int(parts.tm_hour), 2, at: 11)
+        bytes[13] = 58
+        put(Int(parts.tm_min), 2, at: 14)
+        bytes[16] = 58
+        put(Int(parts.tm_sec), 2, at: 17)
+        bytes[19] = 46
+        put(fraction, 3, at: 20)
+        bytes[23] = 90
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Parses with or without fractional seconds.
     public static func date(from text: String) -> Date? {
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
+    }
+}
+
+extension Int64 {
+    /// Division rounding toward negative infinity (dates before 1970 stay right).
+    fileprivate func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor < 0) ? quotient - 1 : quotient
     }
 }

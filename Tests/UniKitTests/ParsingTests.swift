@@ -1,0 +1,132 @@
+import Testing
+import UniKit
+
+@Suite("Parsing the values people type")
+struct ParsingTests {
+    @Test("byte sizes accept K/M/G/T with optional iB/B", arguments: [
+        ("64M", UInt64(64 << 20)), ("1G", UInt64(1 << 30)), ("512K", UInt64(512 << 10)), ("1024", UInt64(1024)),
+        ("2GiB", UInt64(2 << 30)), ("16mb", UInt64(16 << 20)), ("1T", UInt64(1) << 40),
+    ])
+    func byteSizes(text: String, bytes: UInt64) throws {
+        #expect(try ByteSize(parsing: text).bytes == bytes)
+    }
+
+    @Test("a bad byte size names the text and the allowed form", arguments: ["", "12X", "M", "-5M", "1.5G", "99999999999999999999T"])
+    func badByteSizes(text: String) {
+        #expect(throws: UniError.self) { try ByteSize(parsing: text) }
+        do { _ = try ByteSize(parsing: text) } catch let error as UniError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("'\(text)'"))
+        } catch { Issue.record("unexpected \(error)") }
+    }
+
+    @Test("byte sizes print in their shortest exact unit")
+    func byteSizeDescription() {
+        #expect(ByteSize.mebibytes(64).description == "64M")
+        #expect(ByteSize(bytes: 1 << 30).description == "1G")
+        #expect(ByteSize(bytes: 1536 << 10).description == "1536K")
+        #expect(ByteSize(bytes: 100).description == "100")
+    }
+
+    @Test("port mappings: HOST:GUEST, /udp, and an address prefix")
+    func portMappings() throws {
+        #expect(try PortMapping(parsing: "8080:80") == PortMapping(hostPort: 8080, guestPort: 80))
+        #expect(try PortMapping(parsing: "53:53/udp") == PortMapping(hostPort: 53, guestPort: 53, transportProtocol: .udp))
+        #expect(try PortMapping(parsing: "127.0.0.1:8080:80/tcp") == PortMapping(hostAddress: "127.0.0.1", hostPort: 8080, guestPort: 80))
+        #expect(try PortMapping(parsing: "8080:80/TCP").description == "8080:80/tcp")
+    }
+
+    @Test("a bad port mapping names the text and the allowed form", arguments: ["80", "0:80", "8080:70000", "a:b", "8080:80/sctp", "1.2.3:80:80", "8080:80:90:100", ":80"])
+    func badPortMappings(text: String) throws {
+        let error = try #require(throws: UniError.self) { try PortMapping(parsing: text) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.hasPrefix("invalid port mapping '\(text)'"))
+        #expect(error.message.contains("HOST:GUEST"))
+    }
+
+    @Test("environment variables need a shell name and a one-line value")
+    func environment() throws {
+        #expect(try EnvironmentVariables.parse("PORT=80") == ("PORT", "80"))
+        #expect(try EnvironmentVariables.parse("A_B=x=y") == ("A_B", "x=y"))
+        #expect(try EnvironmentVariables.parse("EMPTY=") == ("EMPTY", ""))
+        let noEquals = try #require(throws: UniError.self) { try EnvironmentVariables.parse("PORT") }
+        #expect(noEquals.message == "invalid environment variable 'PORT': expected KEY=VALUE")
+        let badName = try #require(throws: UniError.self) { try EnvironmentVariables.parse("1A=b") }
+        #expect(badName.message.contains("'1A=b'"))
+        #expect(badName.message.contains("[A-Za-z_][A-Za-z0-9_]*"))
+    }
+
+    @Test("env files skip comments and blanks and name the bad line")
+    func environmentFile() throws {
+        let parsed = try EnvironmentVariables.parseFile(contents: "# comment\n\nA=1\r\nB=two words\n", path: "app.env")
+        #expect(parsed == ["A": "1", "B": "two words"])
+        let error = try #require(throws: UniError.self) { try EnvironmentVariables.parseFile(contents: "A=1\nnot a var\n", path: "app.env") }
+        #expect(error.message.hasPrefix("app.env:2: invalid environment variable 'not a var'"))
+    }
+
+    @Test("durations: s, ms, m, h and bare seconds")
+    func durations() throws {
+        #expect(try DurationParser.parse("10s", flag: "--timeout") == .seconds(10))
+        #expect(try DurationParser.parse("500ms", flag: "--timeout") == .milliseconds(500))
+        #expect(try DurationParser.parse("2m", flag: "--timeout") == .seconds(120))
+        #expect(try DurationParser.parse("3", flag: "--timeout") == .seconds(3))
+        let error = try #require(throws: UniError.self) { try DurationParser.parse("soon", flag: "--timeout") }
+        #expect(error.message == "invalid --timeout 'soon': expected a duration such as 10s, 500ms or 2m (at most 24h)")
+    }
+
+    @Test("VM ids are 12 hex digits")
+    func vmIDs() throws {
+        let id = VMID.random()
+        #expect(id.rawValue.count == 12)
+        #expect(try VMID(id.rawValue) == id)
+        #expect(throws: UniError.self) { try VMID("XYZ") }
+    }
+}
+
+@Suite("Checking a VM config")
+struct VMConfigTests {
+    @Test("defaults: 256M, 1 CPU")
+    func defaults() {
+        let config = VMConfig(image: "/k")
+        #expect(config.memory == .mebibytes(256))
+        #expect(config.cpus == 1)
+    }
+
+    @Test("memory must be whole MiB and at least 16M")
+    func memory() throws {
+        let small = try #require(throws: UniError.self) { try VMConfig(image: "/k", memory: .mebibytes(8)).validated() }
+        #expect(small.message.hasPrefix("invalid memory '8M'"))
+        let odd = try #require(throws: UniError.self) { try VMConfig(image: "/k", memory: ByteSize(bytes: (64 << 20) + 512)).validated() }
+        #expect(odd.message.contains("whole number of MiB"))
+    }
+
+    @Test("cpus must be 1 to 64")
+    func cpus() throws {
+        let error = try #require(throws: UniError.self) { try VMConfig(image: "/k", cpus: 65).validated() }
+        #expect(error.message == "invalid cpus '65': must be a whole number from 1 to 64")
+    }
+
+    @Test("names: letters, digits, _ . -; not an id", arguments: ["-web", "", "has space", "a/b", "0123456789ab", String(repeating: "a", count: 64)])
+    func badNames(name: String) throws {
+        let error = try #require(throws: UniError.self) { try VMConfig.validate(name: name) }
+        #expect(error.message.hasPrefix("invalid name '\(name)'"))
+    }
+
+    @Test("one host port cannot be mapped twice")
+    func duplicatePorts() throws {
+        let config = VMConfig(image: "/k", ports: [PortMapping(hostPort: 80, guestPort: 80), PortMapping(hostPort: 80, guestPort: 81)])
+        let error = try #require(throws: UniError.self) { try config.validated() }
+        #expect(error.message.contains("host port 80/tcp is mapped twice"))
+    }
+
+    @Test("the lifecycle table allows exactly the documented transitions")
+    func transitions() {
+        let allowed: Set<String> = ["created>starting", "stopped>starting", "starting>running", "starting>stopped",
+                                    "running>stopping", "running>stopped", "stopping>stopped"]
+        for from in VMState.allCases {
+            for to in VMState.allCases {
+                #expect(from.canTransition(to: to) == allowed.contains("\(from)>\(to)"), "\(from) -> \(to)")
+            }
+        }
+    }
+}

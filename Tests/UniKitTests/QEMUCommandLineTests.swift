@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import UniKit
+
+@Suite("QEMU command line")
+struct QEMUCommandLineTests {
+    func vm(_ kind: ImageKind, config: VMConfig) -> VM {
+        VM(id: try! VMID("0123456789ab"), name: "web", config: config, imageKind: kind, createdAt: Date())
+    }
+
+    @Test("a kernel image boots with -kernel on microvm, console on stdio, QMP socket, debug exit")
+    func kernel() {
+        let config = VMConfig(image: "/img/k.elf", memory: .mebibytes(64), cpus: 2, ports: [PortMapping(hostPort: 8080, guestPort: 80), PortMapping(hostAddress: "127.0.0.1", hostPort: 5353, guestPort: 53, transportProtocol: .udp)], kernelCommandLine: "lines=3")
+        let args = QEMUCommandLine(vm: vm(.kernel, config: config), directory: "/d/vms/0123456789ab", accelerator: .kvm).arguments
+        #expect(args == [
+            "-name", "guest=web,debug-threads=on", "-machine", "microvm", "-accel", "kvm", "-m", "64M", "-smp", "2",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
+            "-qmp", "unix:/d/vms/0123456789ab/qmp.sock,server=on,wait=off",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-netdev", "user,id=net0,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-:53", "-device", "virtio-net-device,netdev=net0",
+            "-kernel", "/img/k.elf", "-append", "lines=3",
+        ])
+    }
+
+    @Test("a disk image boots from IDE on pc with a snapshot overlay; commas are escaped")
+    func disk() {
+        let args = QEMUCommandLine(vm: vm(.disk, config: VMConfig(image: "/img/a,b.img")), directory: "/d", accelerator: .tcg).arguments
+        #expect(args.contains("file=/img/a,,b.img,format=raw,if=none,id=disk0,snapshot=on"))
+        #expect(args.contains("ide-hd,drive=disk0,id=bootdisk,bootindex=0"))
+        #expect(args.contains("virtio-net-pci,netdev=net0"))
+        #expect(!args.contains("-kernel"))
+    }
+
+    @Test("the environment reaches the guest through an fw_cfg file, never the process list")
+    func environment() {
+        let line = QEMUCommandLine(vm: vm(.kernel, config: VMConfig(image: "/k", environment: ["PORT": "80", "A": "x y"])), directory: "/d", accelerator: .tcg)
+        #expect(line.arguments.suffix(2) == ["-fw_cfg", "name=opt/uni/env,file=/d/env"])
+        #expect(!line.arguments.joined(separator: " ").contains("PORT"))
+        #expect(line.environmentFileContents == "A=x y\nPORT=80\n")
+    }
+
+    @Test("QEMU exits map to docker-style exit codes")
+    func exitCodes() {
+        #expect(QEMUInstance.interpret(.exited(0)) == VMExit(exitCode: 0, processStatus: 0))
+        #expect(QEMUInstance.interpret(.exited(1)) == VMExit(exitCode: 0, processStatus: 1))
+        #expect(QEMUInstance.interpret(.exited(15)) == VMExit(exitCode: 7, processStatus: 15))
+        #expect(QEMUInstance.interpret(.signalled(9)) == VMExit(exitCode: 137, signal: 9))
+    }
+
+    @Test("accelerator: tcg always resolves; kvm on a missing device names it")
+    func accelerator() throws {
+        #expect(try AcceleratorChoice.tcg.resolve(kvmDevice: "/nonexistent") == .tcg)
+        #expect(try AcceleratorChoice.auto.resolve(kvmDevice: "/nonexistent") == .tcg)
+        let error = try #require(throws: UniError.self) { try AcceleratorChoice.kvm.resolve(kvmDevice: "/nonexistent") }
+        #expect(error.message.hasPrefix("--accel kvm: cannot open /nonexistent"))
+    }
+
+    @Test("a missing QEMU binary names the package to install")
+    func missingBinary() throws {
+        let error = try #require(throws: UniError.self) { try QEMUHypervisor.locateBinary("qemu-nope", environment: ["PATH": "/nonexistent"]) }
+        #expect(error.message == "'qemu-nope' not found on PATH: install QEMU (apt-get install qemu-system-x86, or run scripts/setup.sh)")
+    }
+}

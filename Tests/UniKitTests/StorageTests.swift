@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import UniKit
+import UniKitTesting
+
+@Suite("Console logs")
+struct ConsoleLogTests {
+    @Test("tail returns the last N lines, counting an unterminated last line")
+    func tail() async throws {
+        try await TemporaryDirectory.with { dir in
+            let log = ConsoleLog(path: dir.path + "/console.log")
+            log.append(Array("one\ntwo\nthree\n".utf8))
+            #expect(String(decoding: log.tail(lines: 2), as: UTF8.self) == "two\nthree\n")
+            #expect(String(decoding: log.tail(lines: nil), as: UTF8.self) == "one\ntwo\nthree\n")
+            #expect(log.tail(lines: 0).isEmpty)
+            log.append(Array("four".utf8))
+            #expect(String(decoding: log.tail(lines: 1), as: UTF8.self) == "four")
+        }
+    }
+
+    @Test("rotation keeps the disk bounded and the newest output")
+    func rotation() async throws {
+        try await TemporaryDirectory.with { dir in
+            let log = ConsoleLog(path: dir.path + "/console.log", maximumFileBytes: 4096)
+            for index in 0..<2000 { log.append(Array("line \(index)\n".utf8)) }
+            let current = try FileManager.default.attributesOfItem(atPath: dir.path + "/console.log")[.size] as? Int ?? 0
+            let rotated = try FileManager.default.attributesOfItem(atPath: dir.path + "/console.log.1")[.size] as? Int ?? 0
+            #expect(current <= 4096 && rotated <= 4096)
+            #expect(String(decoding: log.tail(lines: 1), as: UTF8.self) == "line 1999\n")
+        }
+    }
+
+    @Test("follow delivers the tail then new output, with nothing lost between")
+    func follow() async throws {
+        try await TemporaryDirectory.with { dir in
+            let log = ConsoleLog(path: dir.path + "/console.log")
+            log.append(Array("before\n".utf8))
+            let stream = log.follow(tail: nil)
+            log.append(Array("after\n".utf8))
+            log.finishFollowers()
+            var received = [UInt8]()
+            for await chunk in stream { received += chunk }
+            #expect(String(decoding: received, as: UTF8.self) == "before\nafter\n")
+        }
+    }
+}
+
+@Suite("File VM store")
+struct FileVMStoreTests {
+    func sampleVM() -> VM {
+        VM(id: VMID.random(), name: "web", config: VMConfig(image: "/k", ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
+           imageKind: .kernel, createdAt: Date(timeIntervalSince1970: 1_790_000_000.5))
+    }
+
+    @Test("records round-trip through state.json as snake_case")
+    func roundTrip() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let vm = sampleVM()
+            try await store.save(vm)
+            let text = try String(contentsOfFile: store.recordPath(vm.id), encoding: .utf8)
+            #expect(text.contains("\"created_at\" : \"2026-09-21T14:13:20.500Z\""))
+            #expect(text.contains("\"memory_bytes\" : 268435456"))
+            #expect(text.contains("\"host_port\" : 8080"))
+            let loaded = try await store.loadAll()
+            #expect(loaded.vms == [vm])
+            #expect(!FileManager.default.fileExists(atPath: store.recordPath(vm.id) + ".tmp"))
+            let mode = try FileManager.default.attributesOfItem(atPath: store.recordPath(vm.id))[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+    }
+
+    @Test("timestamps are RFC 3339 UTC, rounded to the millisecond")
+    func timestamps() {
+        #expect(RFC3339.string(from: Date(timeIntervalSince1970: 1_790_000_000.1229)) == "2026-09-21T14:13:20.123Z")
+        #expect(RFC3339.string(from: Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(RFC3339.date(from: "2026-09-21T14:13:20.500Z") == Date(timeIntervalSince1970: 1_790_000_000.5))
+    }
+
+    @Test("a corrupt record is reported, skipped and left on disk")
+    func corrupt() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let good = sampleVM()
+            try await store.save(good)
+            let bad = VMID.random()
+            try FileManager.default.createDirectory(atPath: dir.path + "/vms/\(bad)", withIntermediateDirectories: true)
+            try "{ not json".write(toFile: store.recordPath(bad), atomically: true, encoding: .utf8)
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms.map(\.id) == [good.id])
+            #expect(snapshot.problems.count == 1)
+            #expect(snapshot.problems[0].contains(store.recordPath(bad)))
+            #expect(snapshot.problems[0].contains("not a valid VM record"))
+            #expect(FileManager.default.fileExists(atPath: store.recordPath(bad)))
+        }
+    }
+
+    @Test("a record from a newer schema is refused with its version")
+    func newerSchema() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let vm = sampleVM()
+            try await store.save(vm)
+            let text = try String(contentsOfFile: store.recordPath(vm.id), encoding: .utf8)
+            try text.replacingOccurrences(of: "\"schema_version\" : 1", with: "\"schema_version\" : 9").write(toFile: store.recordPath(vm.id), atomically: true, encoding: .utf8)
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms.isEmpty)
+            #expect(snapshot.problems.first?.contains("schema_version 9 is newer") == true)
+        }
+    }
+
+    @Test("one daemon per data dir: a second lock names the data dir and pid")
+    func daemonLock() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let dataDirectory = DataDirectory(root: dir.path)
+        try dataDirectory.prepare()
+        let first = try DaemonLock(dataDirectory: dataDirectory)
+        let error = try #require(throws: UniError.self) { try DaemonLock(dataDirectory: dataDirectory) }
+        #expect(error.code == .conflict)
+        #expect(error.message.contains("another unid is already running on data dir '\(dir.path)' (pid \(getpid()))"))
+        withExtendedLifetime(first) {}
+    }
+}
