@@ -87,7 +87,12 @@ let package = Package(
         ),
         .testTarget(
             name: "UniHTTPTests",
-            dependencies: ["UniKit", "UniKitTesting", "UniHTTP"],
+            dependencies: [
+                "UniKit", "UniKitTesting", "UniHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

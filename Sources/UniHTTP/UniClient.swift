@@ -16,8 +16,17 @@ public struct UniClient: Sendable {
     /// Extra headers sent with every request (trace context).
     public var headers: [(String, String)] = []
 
+    /// The process-wide client for the local socket: it fails at once when
+    /// the daemon is not there (no connection retries until a deadline).
+    public static let localHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     /// A client for the daemon listening on `socketPath`.
-    public init(socketPath: String, httpClient: HTTPClient = .shared) {
+    public init(socketPath: String, httpClient: HTTPClient = UniClient.localHTTPClient) {
         self.socketPath = socketPath
         self.httpClient = httpClient
     }

@@ -14,12 +14,15 @@ public final class ScriptedHypervisor: Hypervisor {
         public var launchError: UniError?
         /// Whether an ACPI powerdown makes the guest exit (with code 0).
         public var honorsPowerdown: Bool
+        /// When set, the guest exits with this code as soon as it runs.
+        public var exitsWith: Int32?
 
         /// Creates a script.
-        public init(consoleOutput: String = "", launchError: UniError? = nil, honorsPowerdown: Bool = true) {
+        public init(consoleOutput: String = "", launchError: UniError? = nil, honorsPowerdown: Bool = true, exitsWith: Int32? = nil) {
             self.consoleOutput = consoleOutput
             self.launchError = launchError
             self.honorsPowerdown = honorsPowerdown
+            self.exitsWith = exitsWith
         }
     }
 
@@ -49,6 +52,7 @@ public final class ScriptedHypervisor: Hypervisor {
         let instance = ScriptedInstance(pid: Int32.random(in: 10_000...99_999), honorsPowerdown: script.honorsPowerdown)
         request.console.append(Array(script.consoleOutput.utf8))
         instances.withLock { $0[request.vm.id] = instance }
+        if let code = script.exitsWith { instance.exit(code: code) }
         return instance
     }
 }

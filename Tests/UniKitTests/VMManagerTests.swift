@@ -24,12 +24,12 @@ struct VMManagerTests {
                 store: store, hypervisor: hypervisor, logger: Logger(label: "test")
             )
             image = directory.path + "/kernel.elf"
-            FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+            _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
             diskImage = directory.path + "/disk.img"
             var sector = [UInt8](repeating: 0, count: 512)
             sector[510] = 0x55
             sector[511] = 0xAA
-            FileManager.default.createFile(atPath: diskImage, contents: Data(sector))
+            _ = FileManager.default.createFile(atPath: diskImage, contents: Data(sector))
         }
 
         func run<Result: Sendable>(_ body: @Sendable (VMManager) async throws -> Result) async throws -> Result {
@@ -160,7 +160,8 @@ struct VMManagerTests {
         try await harness.run { manager in
             let error = await #expect(throws: UniError.self) { try await manager.run(VMConfig(name: "web", image: harness.image)) }
             #expect(error?.message == "qemu failed to start (exit status 1): boom")
-            #expect(try await manager.list(all: true).isEmpty)
+            let left = try await manager.list(all: true)
+            #expect(left.isEmpty)
             #expect(harness.store.vms.isEmpty)
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: harness.directory.path + "/vms")
             #expect(leftovers.isEmpty)

@@ -24,6 +24,9 @@ public actor VMManager: Service {
     private var consoles: [VMID: ConsoleLog] = [:]
     private var runtimes: [VMID: Runtime] = [:]
     private var exitWaiters: [VMID: [CheckedContinuation<VM, Never>]] = [:]
+    /// Exits being recorded right now: a second caller for the same instance
+    /// (the exit watcher and `stop` race) waits for the first one's result.
+    private var finalizing: [VMID: (instance: any HypervisorInstance, waiters: [CheckedContinuation<VM, Never>])] = [:]
     private var removed: [VMID: VM] = [:]
     private var removedOrder: [VMID] = []
     private let exitWatches: AsyncStream<ExitWatch>
@@ -321,9 +324,13 @@ public actor VMManager: Service {
     @discardableResult
     private func instanceExited(_ id: VMID, instance: any HypervisorInstance, exit: VMExit) async -> VM {
         guard let runtime = runtimes[id], runtime.instance === instance, var vm = vms[id] else {
+            if let pending = finalizing[id], pending.instance === instance {
+                return await withCheckedContinuation { finalizing[id]?.waiters.append($0) }
+            }
             return vms[id] ?? removed[id]!
         }
         runtimes[id] = nil
+        finalizing[id] = (instance, [])
         let from = vm.state
         vm.state = .stopped
         vm.pid = nil
@@ -343,6 +350,7 @@ public actor VMManager: Service {
         }
         consoles[id]?.finishFollowers()
         resumeExitWaiters(vm)
+        for waiter in finalizing.removeValue(forKey: id)?.waiters ?? [] { waiter.resume(returning: vm) }
         if vm.config.autoRemove {
             do {
                 try await deleteRecord(id)

@@ -1,0 +1,221 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+import UniHTTP
+import UniKit
+import UniKitTesting
+
+/// A real API server on a temporary Unix socket, over a manager whose
+/// hypervisor is scripted.
+struct APIHarness {
+    let directory: TemporaryDirectory
+    let manager: VMManager
+    let hypervisor: ScriptedHypervisor
+    let image: String
+    var socketPath: String { directory.path + "/unid.sock" }
+    var client: UniClient { UniClient(socketPath: socketPath) }
+
+    init(script: @escaping @Sendable (VM) -> ScriptedHypervisor.Script = { _ in .init(consoleOutput: "booted\n") }) throws {
+        directory = try TemporaryDirectory()
+        hypervisor = ScriptedHypervisor(script: script)
+        let dataDirectory = DataDirectory(root: directory.path)
+        manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: dataDirectory), store: FileVMStore(dataDirectory: dataDirectory),
+                            hypervisor: hypervisor, logger: Logger(label: "test"))
+        image = directory.path + "/kernel.elf"
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+    }
+
+    func run(_ body: @escaping @Sendable (APIHarness) async throws -> Void) async throws {
+        defer { directory.remove() }
+        try await manager.load()
+        let info = DaemonInfo(version: UniVersion.current, accelerator: .tcg, dataDirectory: directory.path, pid: getpid())
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        let app = try APIServer.makeApplication(router: APIRouter.build(manager: manager, info: info), socketPath: socketPath,
+                                                logger: Logger(label: "test"), onServerRunning: { readyContinuation.yield() })
+        try await manager.withRunning { _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+                for await _ in ready { break }
+                do {
+                    try await body(self)
+                } catch {
+                    group.cancelAll()
+                    throw error
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// A raw request, for bodies the typed client would never send.
+    func raw(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: URL(httpURLWithSocketPath: socketPath, uri: path)!.absoluteString)
+        request.method = method
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: bytes))
+    }
+}
+
+@Suite("API over the Unix socket")
+struct APITests {
+    @Test("run, list, inspect, logs, stop, start, kill and rm through the typed client")
+    func lifecycle() async throws {
+        try await APIHarness().run { harness in
+            let client = harness.client
+            let vm = try await client.create(VMConfig(name: "web", image: harness.image, ports: [PortMapping(hostPort: 18080, guestPort: 80)]))
+            #expect(vm.state == .running)
+            #expect(try await client.list().map(\.id) == [vm.id])
+            #expect(try await client.inspect("web").config.ports.first?.hostPort == 18080)
+            var logs = ""
+            for try await chunk in try await client.logs("web") { logs += String(buffer: chunk) }
+            #expect(logs == "booted\n")
+            #expect(try await client.stop("web", timeout: .seconds(2)).exitCode == 0)
+            #expect(try await client.list().isEmpty)
+            #expect(try await client.list(all: true).count == 1)
+            #expect(try await client.start("web").startCount == 2)
+            #expect(try await client.kill("web").exitCode == 137)
+            try await client.remove("web")
+            #expect(try await client.list(all: true).isEmpty)
+            let info = try await client.info()
+            #expect(info.version == UniVersion.current)
+        }
+    }
+
+    @Test("the socket is mode 0600")
+    func socketMode() async throws {
+        try await APIHarness().run { harness in
+            let mode = try FileManager.default.attributesOfItem(atPath: harness.socketPath)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+    }
+
+    @Test("errors come back as JSON with the status of their code")
+    func errors() async throws {
+        try await APIHarness().run { harness in
+            let missing = try await harness.raw(.GET, "/v1/vms/nope")
+            #expect(missing.status == 404)
+            #expect(missing.body == #"{"code":"not_found","error":"no such vm: nope"}"#)
+
+            let notJSON = try await harness.raw(.POST, "/v1/vms", body: "{oops")
+            #expect(notJSON.status == 400)
+            #expect(notJSON.body.contains("invalid VM config body: not valid JSON"))
+
+            let noImage = try await harness.raw(.POST, "/v1/vms", body: "{}")
+            #expect(noImage.status == 400)
+            #expect(noImage.body.contains("missing field 'image'"))
+
+            let badMemory = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","memory_bytes":5}"#)
+            #expect(badMemory.status == 400)
+            #expect(badMemory.body.contains("invalid memory '5'"))
+
+            let badFlag = try await harness.raw(.GET, "/v1/vms?all=maybe")
+            #expect(badFlag.status == 400)
+            #expect(badFlag.body.contains("invalid all 'maybe': expected true or false"))
+
+            let badTimeout = try await harness.raw(.POST, "/v1/vms/x/stop?timeout=soon")
+            #expect(badTimeout.status == 400)
+
+            let unknownRoute = try await harness.raw(.GET, "/v2/whatever")
+            #expect(unknownRoute.status == 404)
+            #expect(unknownRoute.body.contains("\"code\":\"not_found\""))
+
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
+            let conflict = try await harness.raw(.POST, "/v1/vms/web/start")
+            #expect(conflict.status == 409)
+            #expect(conflict.body.contains("vm web is already running"))
+
+            let typed = await #expect(throws: UniError.self) { try await harness.client.start("web") }
+            #expect(typed?.code == .invalidState)
+            #expect(typed?.message == "vm web is already running")
+        }
+    }
+
+    @Test("attached run streams the whole console and returns the exit code of even the fastest guest")
+    func attachedRun() async throws {
+        try await APIHarness(script: { _ in .init(consoleOutput: "hi\nbye\n", exitsWith: 5) }).run { harness in
+            let output = OutputCollector()
+            let code = try await AttachedRun.run(client: harness.client, config: VMConfig(image: harness.image, autoRemove: true)) { output.append($0) }
+            #expect(code == 5)
+            #expect(output.text == "hi\nbye\n")
+            for _ in 0..<200 where try await !harness.client.list(all: true).isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(try await harness.client.list(all: true).isEmpty)
+        }
+    }
+
+    @Test("an attached run whose start is refused leaves no record")
+    func attachedRunRefused() async throws {
+        try await APIHarness(script: { _ in .init(launchError: UniError(.conflict, "host port 8080/tcp is already in use")) }).run { harness in
+            let error = await #expect(throws: UniError.self) {
+                try await AttachedRun.run(client: harness.client, config: VMConfig(image: harness.image)) { _ in }
+            }
+            #expect(error?.message == "host port 8080/tcp is already in use")
+            let left = try await harness.client.list(all: true)
+            #expect(left.isEmpty)
+        }
+    }
+
+    @Test("a daemon that is not running gets the documented message")
+    func daemonNotRunning() async throws {
+        let client = UniClient(socketPath: "/tmp/uni-no-such-dir/unid.sock")
+        let error = await #expect(throws: UniError.self) { try await client.list() }
+        #expect(error?.message == "cannot reach unid at /tmp/uni-no-such-dir/unid.sock: start it with `unid`")
+        #expect(error?.code == .unavailable)
+    }
+}
+
+final class OutputCollector: Sendable {
+    private let bytes = Mutex<[UInt8]>([])
+    func append(_ chunk: [UInt8]) { bytes.withLock { $0 += chunk } }
+    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+}
+
+@Suite("CLI helpers")
+struct CLIHelperTests {
+    @Test("ps table: aligned columns, exit code in the state, uptime")
+    func table() throws {
+        var vm = VM(id: try VMID("0123456789ab"), name: "web", config: VMConfig(image: "/images/hello.elf", ports: [PortMapping(hostPort: 8080, guestPort: 80)]),
+                    imageKind: .kernel, createdAt: Date())
+        vm.state = .running
+        vm.startedAt = Date(timeIntervalSinceNow: -125)
+        var stopped = vm
+        stopped.name = "old"
+        stopped.state = .stopped
+        stopped.exitCode = 3
+        let text = CLIRendering.table([vm, stopped])
+        #expect(text == """
+        ID             NAME   IMAGE       STATE         UPTIME   PORTS
+        0123456789ab   web    hello.elf   running       2m       8080:80/tcp
+        0123456789ab   old    hello.elf   stopped (3)   -        8080:80/tcp
+
+        """)
+    }
+
+    @Test("--data-dir before the subcommand moves after it")
+    func hoisting() {
+        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"]) == ["ps", "--data-dir", "/tmp/u", "-a"])
+        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"]) == ["ps", "--data-dir=/tmp/u"])
+        #expect(CommandLineEntry.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"]) == ["ps", "--data-dir", "/tmp/u"])
+    }
+
+    @Test("run's environment: files, then flags; -e NAME copies from the shell")
+    func environment() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try "A=1\nB=2\n".write(toFile: dir.path + "/app.env", atomically: true, encoding: .utf8)
+        let merged = try RunOptions.environment(flags: ["B=3", "HOME"], files: [dir.path + "/app.env"], processEnvironment: ["HOME": "/root"])
+        #expect(merged == ["A": "1", "B": "3", "HOME": "/root"])
+        let unset = try #require(throws: UniError.self) { try RunOptions.environment(flags: ["NOPE"], files: [], processEnvironment: [:]) }
+        #expect(unset.message.contains("'NOPE'"))
+        let missing = try #require(throws: UniError.self) { try RunOptions.environment(flags: [], files: ["/nonexistent.env"]) }
+        #expect(missing.message == "env file '/nonexistent.env' does not exist or is not readable")
+        let image = try #require(throws: UniError.self) { try RunOptions.resolveImage("/nonexistent.elf") }
+        #expect(image.message == "image '/nonexistent.elf' does not exist")
+    }
+}
