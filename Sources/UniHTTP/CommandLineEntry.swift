@@ -46,7 +46,9 @@ extension CommandLineEntry {
     /// Moves `--data-dir X` / `--data-dir=X` written before the subcommand
     /// (`uni --data-dir /tmp/u ps`, as with docker) to just after it, where
     /// the subcommand's options are parsed.
-    public static func hoistingGlobalOptions(_ arguments: [String], names: Set<String> = ["--data-dir"]) -> [String] {
+    /// An unknown word in the subcommand's place comes first alone, so the
+    /// parser's error names it rather than the option.
+    public static func hoistingGlobalOptions(_ arguments: [String], subcommands: Set<String>, names: Set<String> = ["--data-dir"]) -> [String] {
         var leading: [String] = []
         var index = arguments.startIndex
         while index < arguments.endIndex {
@@ -62,6 +64,7 @@ extension CommandLineEntry {
             }
         }
         guard !leading.isEmpty, index < arguments.endIndex else { return arguments }
+        guard subcommands.contains(arguments[index]) else { return Array(arguments[index...]) }
         return [arguments[index]] + leading + arguments[(index + 1)...]
     }
 }

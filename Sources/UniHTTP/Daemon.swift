@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import UniKit
 
 /// Everything `unid` is configured with; each field has a flag.
@@ -75,11 +76,11 @@ public struct Daemon: Sendable {
         return Daemon(manager: manager, services: [manager, api], lock: lock, info: info)
     }
 
-    /// Runs the services until SIGTERM/SIGINT (graceful) or cancellation.
-    public func run(logger: Logger) async throws {
+    /// Runs the services until one of `signals` (graceful shutdown) or cancellation.
+    public func run(logger: Logger, gracefulShutdownSignals signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            gracefulShutdownSignals: signals,
             logger: logger
         ))
         try await group.run()

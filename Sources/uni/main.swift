@@ -173,4 +173,5 @@ func forEach(_ references: [String], _ body: (String) async throws -> Void) asyn
     if let failure { throw ExitCode(failure.code == .invalidArgument ? 2 : 1) }
 }
 
-await CommandLineEntry.main(Uni.self, arguments: CommandLineEntry.hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+let subcommands = Set(Uni.configuration.subcommands.map { $0._commandName })
+await CommandLineEntry.main(Uni.self, arguments: CommandLineEntry.hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst()), subcommands: subcommands))

@@ -199,9 +199,11 @@ struct CLIHelperTests {
 
     @Test("--data-dir before the subcommand moves after it")
     func hoisting() {
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"]) == ["ps", "--data-dir", "/tmp/u", "-a"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"]) == ["ps", "--data-dir=/tmp/u"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"]) == ["ps", "--data-dir", "/tmp/u"])
+        let commands: Set<String> = ["ps", "run"]
+        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u", "-a"])
+        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"], subcommands: commands) == ["ps", "--data-dir=/tmp/u"])
+        #expect(CommandLineEntry.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u"])
+        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "bogus"], subcommands: commands) == ["bogus"])
     }
 
     @Test("run's environment: files, then flags; -e NAME copies from the shell")

@@ -48,6 +48,16 @@ struct QEMUCommandLineTests {
         #expect(QEMUInstance.interpret(.signalled(9)) == VMExit(exitCode: 137, signal: 9))
     }
 
+    @Test("a QEMU that ended before QMP answered was a guest exit only without an error")
+    func earlyExit() {
+        #expect(QEMUHypervisor.isGuestExit(.exited(15), standardError: ""))
+        #expect(QEMUHypervisor.isGuestExit(.exited(0), standardError: ""))
+        #expect(QEMUHypervisor.isGuestExit(.exited(1), standardError: ""))
+        #expect(!QEMUHypervisor.isGuestExit(.exited(1), standardError: "qemu-system-x86_64: -m 1: bad size"))
+        #expect(!QEMUHypervisor.isGuestExit(.exited(2), standardError: ""))
+        #expect(!QEMUHypervisor.isGuestExit(.signalled(11), standardError: ""))
+    }
+
     @Test("accelerator: tcg always resolves; kvm on a missing device names it")
     func accelerator() throws {
         #expect(try AcceleratorChoice.tcg.resolve(kvmDevice: "/nonexistent") == .tcg)

@@ -245,15 +245,26 @@ public actor VMManager: Service {
         vm.exitSignal = nil
         vm.stopReason = nil
         vm.startCount += 1
-        runtimes[id] = Runtime(instance: instance, intent: nil)
-        exitWatchContinuation.yield(ExitWatch(id: id, instance: instance))
         do {
             try await commit(vm, from: .starting)
         } catch {
             // Without a durable record the VM must not keep running.
             instance.forceStop()
+            _ = await instance.waitForExit()
+            vm.state = .stopped
+            vm.pid = nil
+            vm.stopReason = .failedToStart
+            vm.lastError = "\(error)"
+            vm.finishedAt = configuration.now()
+            vms[id] = vm
+            console.finishFollowers()
+            resumeExitWaiters(vm)
             throw error
         }
+        // Registered only after the commit, with no suspension in between, so
+        // an exit (even an instant one) is recorded after `running`, never before.
+        runtimes[id] = Runtime(instance: instance, intent: nil)
+        exitWatchContinuation.yield(ExitWatch(id: id, instance: instance))
         return vm
     }
 

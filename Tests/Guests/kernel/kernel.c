@@ -6,6 +6,7 @@
  *   burn          spin forever (CPU load for stats tests)
  *   exit=N        leave through isa-debug-exit with status N
  *   ignore-powerdown  keep running when the host asks for ACPI powerdown
+ *   env           print the fw_cfg file opt/uni/env (Uni's guest environment)
  * Otherwise it idles (hlt, woken at 100 Hz by the PIT) and exits with
  * status 0 when microvm's ACPI GED reports a power-button event.
  */
@@ -27,6 +28,7 @@ extern void irq_stub(void);
 
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
 static void putc(char c) {
@@ -60,6 +62,35 @@ static const char *find_switch(const char *cmdline, const char *key) {
     return 0;
 }
 static u32 parse_u32(const char *s) { u32 v = 0; while (s && *s >= '0' && *s <= '9') v = v * 10 + (u32)(*s++ - '0'); return v; }
+
+/* QEMU fw_cfg over I/O ports: select an item, then read its bytes. */
+#define FW_CFG_SELECTOR 0x510
+#define FW_CFG_DATA 0x511
+#define FW_CFG_FILE_DIR 0x19
+static u32 fw_cfg_be32(void) { u32 v = 0; for (int i = 0; i < 4; i++) v = (v << 8) | inb(FW_CFG_DATA); return v; }
+static u16 fw_cfg_be16(void) { u16 hi = inb(FW_CFG_DATA); return (u16)((hi << 8) | inb(FW_CFG_DATA)); }
+static int streq(const char *a, const char *b) { while (*a && *a == *b) { a++; b++; } return *a == *b; }
+
+static void print_env(void) {
+    outw(FW_CFG_SELECTOR, FW_CFG_FILE_DIR);
+    u32 count = fw_cfg_be32();
+    for (u32 i = 0; i < count; i++) {
+        u32 size = fw_cfg_be32();
+        u16 select = fw_cfg_be16();
+        fw_cfg_be16();
+        char name[56];
+        for (int j = 0; j < 56; j++) name[j] = (char)inb(FW_CFG_DATA);
+        name[55] = 0;
+        if (streq(name, "opt/uni/env")) {
+            outw(FW_CFG_SELECTOR, select);
+            puts("uni-guest: env begin\n");
+            for (u32 j = 0; j < size; j++) { char c = (char)inb(FW_CFG_DATA); if (c == '\n') putc('\r'); putc(c); }
+            puts("uni-guest: env end\n");
+            return;
+        }
+    }
+    puts("uni-guest: no env\n");
+}
 
 struct idt_entry { u16 off_lo, sel; u8 zero, flags; u16 off_hi; } __attribute__((packed));
 struct idt_ptr { u16 limit; u32 base; } __attribute__((packed));
@@ -113,6 +144,7 @@ void kernel_main(u32 magic, u32 info) {
         u32 n = parse_u32(v);
         for (u32 i = 1; i <= n; i++) { puts("line "); putu(i); puts("\n"); }
     }
+    if (find_switch(cmdline, "env")) print_env();
     if ((v = find_switch(cmdline, "mem"))) {
         u32 mib = parse_u32(v);
         volatile u8 *base = (volatile u8 *)(4u << 20);

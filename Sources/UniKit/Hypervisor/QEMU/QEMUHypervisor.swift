@@ -70,6 +70,9 @@ public struct QEMUHypervisor: Hypervisor {
         var lastError: (any Error)?
         while clock.now < deadline {
             if let termination = instance.process.termination {
+                // A guest may run and exit before QMP is even polled: that
+                // is a run (its exit is recorded), not a failed start.
+                if QEMUHypervisor.isGuestExit(termination, standardError: instance.process.standardError) { return }
                 throw UniError(.hypervisorFailed, "qemu failed to start (\(termination)): \(instance.process.standardError.isEmpty ? "no output" : instance.process.standardError)")
             }
             if access(instance.qmp.socketPath, F_OK) == 0 {
@@ -84,6 +87,17 @@ public struct QEMUHypervisor: Hypervisor {
             try await Task.sleep(for: .milliseconds(2))
         }
         throw UniError(.hypervisorFailed, "qemu did not report the guest running within \(startTimeout)\(lastError.map { ": \($0)" } ?? "")")
+    }
+}
+
+extension QEMUHypervisor {
+    /// Whether QEMU ended because the guest did: a clean power-off (0), or
+    /// an `isa-debug-exit` status 2N+1. Status 1 is also QEMU's own error
+    /// status, so it counts as the guest's only when QEMU printed no error.
+    static func isGuestExit(_ termination: ChildProcess.Termination, standardError: String) -> Bool {
+        guard case .exited(let status) = termination else { return false }
+        if status == 1 { return standardError.isEmpty }
+        return status == 0 || status % 2 == 1
     }
 }
 

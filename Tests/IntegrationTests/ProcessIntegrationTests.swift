@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import UniHTTP
+@testable import UniKit
+import UniKitTesting
+
+/// The real `unid` and `uni` binaries as separate processes: exit codes,
+/// messages, the data-dir lock, and recovery after a daemon dies.
+@Suite("unid and uni processes", .serialized, .enabled(if: Host.hasQEMU, "qemu-system-x86_64 is not installed (scripts/setup.sh installs it)"))
+struct ProcessIntegrationTests {
+    @Test("CLI usage errors exit 2 with one line naming the value")
+    func usageErrors() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let cases: [([String], String)] = [
+            (["run", "/bin/true", "--memory", "12X"], "invalid size '12X'"),
+            (["run", "/bin/true", "--cpus", "0"], "invalid cpus '0'"),
+            (["run", "/bin/true", "-p", "80"], "invalid port mapping '80'"),
+            (["run", "/bin/true", "-e", "1A=b"], "invalid environment variable '1A=b'"),
+            (["run", "/nonexistent/kernel"], "image '/nonexistent/kernel' does not exist"),
+            (["stop", "web", "--timeout", "soon"], "invalid --timeout 'soon'"),
+            (["frobnicate"], "frobnicate"),
+        ]
+        for (arguments, needle) in cases {
+            let result = try Host.runProduct("uni", ["--data-dir", dir.path] + arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("error: "), "\(arguments)")
+            #expect(result.stderr.contains(needle), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
+        }
+        let invalidAccel = try Host.runProduct("unid", ["--data-dir", dir.path, "--accel", "warp"])
+        #expect(invalidAccel.status == 2)
+        #expect(invalidAccel.stderr.contains("invalid --accel 'warp': expected one of auto, kvm, tcg"))
+    }
+
+    @Test("uni without a daemon says how to start one")
+    func noDaemon() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let result = try Host.runProduct("uni", ["ps"], environment: ["UNI_HOME": dir.path])
+        #expect(result.status == 1)
+        #expect(result.stderr == "error: cannot reach unid at \(dir.path)/unid.sock: start it with `unid`\n")
+    }
+
+    @Test("a second unid on the same data dir exits with a clear error; a killed unid's VMs are recovered")
+    func lockAndRecovery() async throws {
+        let kernel = try Host.kernel()
+        let dir = try TemporaryDirectory(prefix: "uni-it")
+        defer { dir.remove() }
+        let unid = try startDaemon(dataDir: dir.path)
+        defer { unid.send(SIGKILL) }
+        #expect(await Host.eventually { FileManager.default.fileExists(atPath: dir.path + "/unid.sock") })
+
+        let second = try Host.runProduct("unid", ["--data-dir", dir.path, "--accel", "tcg"])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another unid is already running on data dir '\(dir.path)' (pid \(unid.pid))"))
+
+        let run = try Host.runProduct("uni", ["--data-dir", dir.path, "run", "--name", "orphan", kernel])
+        #expect(run.status == 0, "\(run.stderr)")
+        let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 12)
+        let duplicate = try Host.runProduct("uni", ["--data-dir", dir.path, "run", "--name", "orphan", kernel])
+        #expect(duplicate.status == 1)
+        #expect(duplicate.stderr == "error: the name 'orphan' is already used by vm \(id)\n")
+        let ps = try Host.runProduct("uni", ["--data-dir", dir.path, "ps"])
+        #expect(ps.stdout.contains("orphan"))
+        #expect(ps.stdout.hasPrefix("ID"))
+        let json = try Host.runProduct("uni", ["--data-dir", dir.path, "ps", "-a", "--output", "json"])
+        let listed = try JSONCoding.makeDecoder().decode([VM].self, from: Data(json.stdout.utf8))
+        #expect(listed.map(\.name) == ["orphan"])
+        let qemu = Host.qemuProcesses(under: dir.path)
+        #expect(qemu.count == 1)
+
+        // The daemon dies without stopping its VM.
+        unid.send(SIGKILL)
+        _ = await unid.waitForTermination()
+        #expect(Host.qemuProcesses(under: dir.path) == qemu)
+
+        let next = try startDaemon(dataDir: dir.path)
+        defer { next.send(SIGKILL) }
+        #expect(await Host.eventually { Host.qemuProcesses(under: dir.path).isEmpty })
+        #expect(await Host.eventually { (try? Host.runProduct("uni", ["--data-dir", dir.path, "inspect", "orphan"]).status) == 0 })
+        let inspect = try Host.runProduct("uni", ["--data-dir", dir.path, "inspect", "orphan"])
+        let record = try JSONCoding.makeDecoder().decode(VM.self, from: Data(inspect.stdout.utf8))
+        #expect(record.state == .stopped)
+        #expect(record.daemonRecovered)
+        #expect(record.stopReason == .daemonRecovered)
+
+        // SIGTERM: graceful shutdown stops running VMs before unid exits.
+        let rerun = try Host.runProduct("uni", ["--data-dir", dir.path, "start", "orphan"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        next.send(SIGTERM)
+        #expect(await next.waitForTermination() == .exited(0))
+        #expect(Host.qemuProcesses(under: dir.path).isEmpty)
+    }
+
+    /// Starts `unid` in its own process group (a SIGKILL reaches only it, not its QEMUs).
+    func startDaemon(dataDir: String) throws -> ChildProcess {
+        try ChildProcess(executable: Host.binDirectory + "/unid",
+                         arguments: ["--data-dir", dataDir, "--accel", "tcg", "--stop-timeout", "2s", "--log-level", "warning"]) { _ in }
+    }
+}

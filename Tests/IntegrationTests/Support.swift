@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import UniHTTP
+import UniKit
+import UniKitTesting
+
+/// What the integration tests need from the host: QEMU, the guests built
+/// from source, and the built `uni`/`unid` binaries.
+enum Host {
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Integration tests skip only when QEMU itself is missing (`.ci/run` installs it).
+    static let hasQEMU = (try? QEMUHypervisor.locateBinary()) != nil
+
+    /// The folder of the built products (`uni`, `unid`), next to the test bundle.
+    static let binDirectory: String = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The test guests, built once per test process with the host toolchain.
+    static let guests: Result<(kernel: String, disk: String), any Error> = {
+        let output = packageRoot + "/.build/guests"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot + "/Tests/Guests/build.sh", output]
+        let errors = Pipe()
+        process.standardError = errors
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            return .failure(error)
+        }
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            return .failure(UniError(.internalError, "building the test guests failed: \(text)"))
+        }
+        return .success((output + "/uni-test-kernel.elf", output + "/boot.img"))
+    }()
+
+    static func kernel() throws -> String { try guests.get().kernel }
+    static func disk() throws -> String { try guests.get().disk }
+
+    /// QEMU processes whose command line mentions `directory`.
+    static func qemuProcesses(under directory: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let cmdline = String(decoding: data, as: UTF8.self)
+            return cmdline.hasPrefix("/") && cmdline.contains("qemu-system") && cmdline.contains(directory + "/") ? pid : nil
+        }
+    }
+
+    /// Polls `condition` every 10 ms until it holds or `timeout` passes.
+    static func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return try await condition()
+    }
+
+    /// Runs a built product and returns its exit status, stdout and stderr.
+    static func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/" + name)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+/// A real daemon (QEMU hypervisor, file store, API socket) running in this
+/// process on a temporary data dir, with TCG.
+struct DaemonHarness {
+    let directory: TemporaryDirectory
+    var dataDirectory: DataDirectory { DataDirectory(root: directory.path) }
+    var client: UniClient { UniClient(socketPath: dataDirectory.socketPath) }
+
+    init() throws { directory = try TemporaryDirectory(prefix: "uni-it") }
+
+    /// Runs `body` against the daemon, then shuts it down and checks that no
+    /// QEMU process of this data dir is left.
+    func run(stopTimeout: Duration = .seconds(5), _ body: @escaping @Sendable (DaemonHarness, VMManager) async throws -> Void) async throws {
+        defer { directory.remove() }
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        let logger = Logger(label: "it")
+        let daemon = try await Daemon.make(
+            configuration: DaemonConfiguration(dataDirectory: dataDirectory, accelerator: .tcg, stopTimeout: stopTimeout),
+            logger: logger, onReady: { readyContinuation.yield() }
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await daemon.run(logger: logger, gracefulShutdownSignals: []) }
+            for await _ in ready { break }
+            defer { group.cancelAll() }
+            try await body(self, daemon.manager)
+        }
+        let leftovers = Host.qemuProcesses(under: directory.path)
+        #expect(leftovers.isEmpty, "QEMU processes outlived the daemon: \(leftovers)")
+        for pid in leftovers { kill(pid, SIGKILL) }
+    }
+
+    /// The console text of `reference` so far.
+    func logs(_ reference: String, tail: Int? = nil) async throws -> String {
+        var text = ""
+        for try await chunk in try await client.logs(reference, tail: tail) { text += String(buffer: chunk) }
+        return text
+    }
+
+    /// Waits until the console of `reference` contains `needle`.
+    func waitForConsole(_ reference: String, containing needle: String) async throws -> Bool {
+        try await Host.eventually { try await logs(reference).contains(needle) }
+    }
+}
+
+final class OutputCollector: Sendable {
+    private let bytes = Mutex<[UInt8]>([])
+    func append(_ chunk: [UInt8]) { bytes.withLock { $0 += chunk } }
+    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+}

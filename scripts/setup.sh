@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine with Swift for Uni: installs the system
+# packages that are missing, builds the package (and its tests), and builds
+# the test guests from source into .build/guests.
+#   scripts/setup.sh            # packages + build
+#   SKIP_APT=1 scripts/setup.sh # build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# qemu-system-x86: runs the VMs; gcc/binutils: build the test guests;
+# prometheus: promtool and a real scraper for the telemetry tests;
+# python3: the OTLP test receiver.
+packages=(qemu-system-x86 gcc binutils prometheus python3 python3-venv)
+
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+echo "setup: building (swift build --build-tests)"
+swift build --build-tests
+Tests/Guests/build.sh .build/guests
+echo "setup: done; binaries in $(swift build --show-bin-path)"
