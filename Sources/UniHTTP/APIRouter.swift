@@ -34,6 +34,7 @@ public enum APIRouter {
             } catch {
                 throw UniError.invalid("invalid VM config body: \(describe(error))")
             }
+            if try flag(request, "attach") { return try await attach(manager: manager, config: config) }
             let vm = start ? try await manager.run(config) : try await manager.create(config)
             return try json(vm, status: .created)
         }
@@ -76,6 +77,35 @@ public enum APIRouter {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
         }
         return router
+    }
+
+    /// The header naming the VM of an attached run.
+    public static let vmIDHeader = HTTPField.Name("X-Uni-VM-ID")!
+
+    /// `POST /v1/vms?attach=true`: creates the VM, subscribes to its console,
+    /// answers at once, and starts the VM while the console streams, so the
+    /// first serial line is not held back by the start's QMP check. A failed
+    /// start removes the VM; its final record (`stop_reason`, `last_error`)
+    /// is still answered by `wait` with the id from the `X-Uni-VM-ID` header.
+    static func attach(manager: VMManager, config: VMConfig) async throws -> Response {
+        let vm = try await manager.create(config)
+        let reference = vm.id.rawValue
+        let console = try await manager.logs(reference, follow: true)
+        let body = ResponseBody { writer in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await manager.start(reference)
+                    } catch {
+                        try? await manager.remove(reference, force: true)
+                    }
+                }
+                for await chunk in console { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try await group.waitForAll()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8", vmIDHeader: reference], body: body)
     }
 
     static func reference(_ context: BasicRequestContext) throws -> String {

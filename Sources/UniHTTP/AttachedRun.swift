@@ -1,33 +1,20 @@
-import AsyncHTTPClient
-
-typealias HTTPClientResponseBody = HTTPClientResponse.Body
-
 import UniKit
 
-/// `uni run --attach`: create, subscribe to the console and to the exit,
-/// then start, so no output and no exit is missed however fast the guest is.
+/// `uni run --attach`: one request creates the VM, subscribes to its console
+/// and starts it, so no output is missed however fast the guest is; `wait`
+/// then gives the exit code (or the reason the start failed).
 public enum AttachedRun {
     /// Runs `config` attached, handing console bytes to `output`.
     /// - Returns: the VM's exit code.
-    /// - Throws: the daemon's ``UniError``; a VM whose start was refused is removed.
+    /// - Throws: the daemon's ``UniError``; a VM whose start failed is removed
+    ///   and its `last_error` is the message.
     public static func run(client: UniClient, config: VMConfig, output: @Sendable ([UInt8]) -> Void) async throws -> Int32 {
-        let vm = try await client.create(config, start: false)
-        let reference = vm.id.rawValue
-        let console: HTTPClientResponseBody
-        do {
-            console = try await client.logs(reference, follow: true)
-        } catch {
-            try? await client.remove(reference, force: true)
-            throw error
-        }
-        async let final = client.wait(reference)
-        do {
-            _ = try await client.start(reference)
-        } catch {
-            try? await client.remove(reference, force: true)
-            throw error
-        }
+        let (id, console) = try await client.createAttached(config)
         for try await chunk in console { output(Array(chunk.readableBytesView)) }
-        return try await final.exitCode ?? 0
+        let final = try await client.wait(id)
+        if final.stopReason == .failedToStart {
+            throw UniError(.hypervisorFailed, final.lastError ?? "vm \(final.name) failed to start")
+        }
+        return final.exitCode ?? 0
     }
 }

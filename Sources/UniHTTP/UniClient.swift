@@ -42,6 +42,18 @@ public struct UniClient: Sendable {
         try await call(.POST, "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config))
     }
 
+    /// `POST /v1/vms?attach=true`: creates and starts a VM and streams its
+    /// console from the first byte. Returns the VM's id and the stream once
+    /// the VM is created; after the stream ends, ``wait(_:)`` gives the outcome.
+    public func createAttached(_ config: VMConfig) async throws -> (id: String, console: HTTPClientResponse.Body) {
+        let response = try await send(.POST, "/v1/vms?attach=true", body: try JSONCoding.makeEncoder().encode(config))
+        guard response.status.code < 300 else { throw try await decodeError(response) }
+        guard let id = response.headers.first(name: "X-Uni-VM-ID") else {
+            throw UniError(.internalError, "unid's attach answer has no X-Uni-VM-ID header")
+        }
+        return (id, response.body)
+    }
+
     /// `GET /v1/vms/{ref}`.
     public func inspect(_ reference: String) async throws -> VM { try await call(.GET, path(reference)) }
 

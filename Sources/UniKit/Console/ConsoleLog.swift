@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A VM's serial console: appended by the hypervisor backend, kept on disk in
 /// a bounded file pair (`console.log` plus one rotated `console.log.1`), and
@@ -15,7 +18,7 @@ public final class ConsoleLog: Sendable {
     public let maximumFileBytes: Int
 
     private struct State {
-        var handle: FileHandle?
+        var descriptor: Int32 = -1
         var size: Int
         var followers: [UInt64: AsyncStream<[UInt8]>.Continuation] = [:]
         var nextFollower: UInt64 = 0
@@ -23,35 +26,56 @@ public final class ConsoleLog: Sendable {
     private let state: Mutex<State>
 
     /// Opens (or creates) the console log at `path`.
+    deinit {
+        state.withLock { closeFile(&$0) }
+    }
+
     public init(path: String, maximumFileBytes: Int = 1 << 20) {
         self.path = path
         self.maximumFileBytes = max(4096, maximumFileBytes)
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-        state = Mutex(State(handle: nil, size: size))
+        state = Mutex(State(size: size))
+    }
+
+    /// Opens the file for appending now, so the first console bytes of a
+    /// starting VM pay for no file creation. Appending opens it on demand too.
+    public func prepare() {
+        state.withLock { openIfNeeded(&$0) }
     }
 
     /// Appends console output and hands it to every follower.
     public func append(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
+            // Followers first: a live reader should not wait for the disk.
+            for follower in state.followers.values { follower.yield(bytes) }
             if state.size + bytes.count > maximumFileBytes, state.size > 0 {
-                try? state.handle?.close()
-                state.handle = nil
-                _ = try? FileManager.default.removeItem(atPath: path + ".1")
-                _ = try? FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+                closeFile(&state)
+                _ = rename(path, path + ".1")
                 state.size = 0
             }
-            if state.handle == nil {
-                if !FileManager.default.fileExists(atPath: path) {
-                    _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            openIfNeeded(&state)
+            guard state.descriptor >= 0 else { return }
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = write(state.descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    if written <= 0 { break }
+                    offset += written
                 }
-                state.handle = FileHandle(forWritingAtPath: path)
-                _ = try? state.handle?.seekToEnd()
             }
-            try? state.handle?.write(contentsOf: bytes)
             state.size += bytes.count
-            for follower in state.followers.values { follower.yield(bytes) }
         }
+    }
+
+    private func openIfNeeded(_ state: inout State) {
+        if state.descriptor < 0 { state.descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
+    }
+
+    private func closeFile(_ state: inout State) {
+        if state.descriptor >= 0 { close(state.descriptor) }
+        state.descriptor = -1
     }
 
     /// The last `lines` lines (all when `nil`) of what is on disk.
@@ -80,8 +104,7 @@ public final class ConsoleLog: Sendable {
     /// Ends every follow stream (the VM stopped) and closes the file.
     public func finishFollowers() {
         let followers = state.withLock { state in
-            try? state.handle?.close()
-            state.handle = nil
+            closeFile(&state)
             defer { state.followers.removeAll() }
             return Array(state.followers.values)
         }

@@ -218,6 +218,7 @@ public actor VMManager: Service {
         try await commit(vm, from: previous)
         let console = consoles[id] ?? makeConsole(id)
         consoles[id] = console
+        console.prepare()
         let instance: any HypervisorInstance
         do {
             instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: configuration.dataDirectory.vmDirectory(id), console: console))

@@ -52,7 +52,8 @@ public struct QEMUHypervisor: Hypervisor {
         }
         let console = request.console
         let process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
-        try? "\(process.pid)\n".write(toFile: request.directory + "/qemu.pid", atomically: true, encoding: .utf8)
+        // Not fsynced: the pid matters only while this boot's QEMU lives.
+        _ = FileManager.default.createFile(atPath: request.directory + "/qemu.pid", contents: Data("\(process.pid)\n".utf8))
         let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
         do {
             try await waitUntilRunning(instance)
