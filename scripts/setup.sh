@@ -26,6 +26,14 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+# The OTLP/gRPC receiver the trace tests export to (PyPI: grpcio, opentelemetry-proto).
+if [ ! -x .build/otlp-venv/bin/python ] || ! .build/otlp-venv/bin/python -c "import grpc, opentelemetry.proto" 2>/dev/null; then
+  echo "setup: installing the OTLP test receiver's Python packages into .build/otlp-venv"
+  mkdir -p .build
+  python3 -m venv .build/otlp-venv
+  .build/otlp-venv/bin/pip install -q grpcio opentelemetry-proto
+fi
+
 echo "setup: building (swift build --build-tests)"
 swift build --build-tests
 Tests/Guests/build.sh .build/guests

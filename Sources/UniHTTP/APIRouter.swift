@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Tracing
 import UniKit
 
 /// The daemon's API over `<data-dir>/unid.sock`: the routes `uni` uses.
@@ -13,8 +14,10 @@ public enum APIRouter {
     static let maximumBodyBytes = 1 << 20
 
     /// Builds the router over `manager`.
-    public static func build(manager: VMManager, info: DaemonInfo) -> Router<BasicRequestContext> {
+    /// Incoming W3C `traceparent` headers make the daemon's spans children of the caller's.
+    public static func build(manager: VMManager, info: DaemonInfo, tracer: any Tracer = NoOpTracer()) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: TraceContextMiddleware(tracer: tracer))
         router.add(middleware: APIErrorMiddleware())
         let v1 = router.group("v1")
 

@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
+import Tracing
 import UnixSignals
 import UniKit
 
@@ -17,6 +19,10 @@ public struct DaemonConfiguration: Sendable {
     public var stopTimeout: Duration
     /// The KVM device probed by `--accel auto|kvm`.
     public var kvmDevice: String
+    /// `--metrics-addr HOST:PORT` (`:9090` = every address); `nil`: no metrics server.
+    public var metricsAddress: String?
+    /// How often per-VM numbers are refreshed for `/metrics`.
+    public var statsInterval: Duration
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -24,8 +30,12 @@ public struct DaemonConfiguration: Sendable {
         accelerator: AcceleratorChoice = .auto,
         qemuBinary: String = "qemu-system-x86_64",
         stopTimeout: Duration = .seconds(10),
-        kvmDevice: String = "/dev/kvm"
+        kvmDevice: String = "/dev/kvm",
+        metricsAddress: String? = nil,
+        statsInterval: Duration = .seconds(5)
     ) {
+        self.metricsAddress = metricsAddress
+        self.statsInterval = statsInterval
         self.dataDirectory = dataDirectory
         self.accelerator = accelerator
         self.qemuBinary = qemuBinary
@@ -46,44 +56,95 @@ public struct Daemon: Sendable {
     public let lock: DaemonLock
     /// What `/v1/info` reports.
     public let info: DaemonInfo
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    /// The poller that refreshes per-VM numbers.
+    public let poller: VMStatsPoller
 
     /// Builds the daemon: takes the data dir's lock, loads the records and
     /// recovers VMs a previous daemon left behind.
-    /// - Parameter onReady: called once the API socket accepts connections.
-    /// - Throws: ``UniError``: a second daemon on the data dir, QEMU missing, KVM unusable.
-    public static func make(configuration: DaemonConfiguration, logger: Logger, onReady: @escaping @Sendable () async -> Void = {}) async throws -> Daemon {
+    /// - Parameters:
+    ///   - tracer: where lifecycle spans go (`TraceExport`'s tracer, or none).
+    ///   - onReady: called once the API socket accepts connections.
+    ///   - onMetricsReady: called with the bound port once the metrics server listens.
+    /// - Throws: ``UniError``: a second daemon on the data dir, QEMU missing, KVM unusable, a bad `--metrics-addr`.
+    public static func make(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        tracer: any Tracer = NoOpTracer(),
+        onReady: @escaping @Sendable () async -> Void = {},
+        onMetricsReady: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws -> Daemon {
+        let metricsBind = try configuration.metricsAddress.map { try ListenAddress(parsing: $0, flag: "--metrics-addr") }
         let dataDirectory = configuration.dataDirectory
         try dataDirectory.prepare()
         let lock = try DaemonLock(dataDirectory: dataDirectory)
         let accelerator = try configuration.accelerator.resolve(kvmDevice: configuration.kvmDevice)
         let binary = try QEMUHypervisor.locateBinary(configuration.qemuBinary)
         let hypervisor = QEMUHypervisor(binaryPath: binary, accelerator: accelerator)
+        let factory = PrometheusHelpFactory()
+        let telemetry = VMTelemetry(factory: factory)
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: configuration.stopTimeout),
             store: FileVMStore(dataDirectory: dataDirectory),
             hypervisor: hypervisor,
-            logger: logger
+            logger: logger,
+            telemetry: telemetry,
+            tracer: tracer
         )
         try await manager.load()
+        let poller = VMStatsPoller(manager: manager, telemetry: telemetry, interval: configuration.statsInterval)
+        var services: [any Service] = [manager, poller]
+        if let metricsBind {
+            let router = MetricsRouter.build(registry: factory.registry) { await manager.healthProblem() }
+            services.append(Application(
+                router: router,
+                configuration: ApplicationConfiguration(address: .hostname(metricsBind.host, port: metricsBind.port), serverName: "unid-metrics"),
+                onServerRunning: { channel in await onMetricsReady(channel.localAddress?.port ?? metricsBind.port) },
+                logger: logger
+            ))
+        }
         let info = DaemonInfo(version: UniVersion.current, accelerator: accelerator, dataDirectory: dataDirectory.root, pid: getpid())
         let api = try APIServer.makeApplication(
-            router: APIRouter.build(manager: manager, info: info),
+            router: APIRouter.build(manager: manager, info: info, tracer: tracer),
             socketPath: dataDirectory.socketPath,
             logger: logger,
             onServerRunning: onReady
         )
         logger.info("unid ready", metadata: ["data_dir": "\(dataDirectory.root)", "accelerator": "\(accelerator)", "qemu": "\(binary)", "version": "\(UniVersion.current)"])
-        return Daemon(manager: manager, services: [manager, api], lock: lock, info: info)
+        services.append(api)
+        return Daemon(manager: manager, services: services, lock: lock, info: info, registry: factory.registry, poller: poller)
     }
 
     /// Runs the services until one of `signals` (graceful shutdown) or cancellation.
-    public func run(logger: Logger, gracefulShutdownSignals signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+    /// - Parameter first: services started before (and stopped after) the
+    ///   daemon's own, such as the span exporter, so it flushes last.
+    public func run(logger: Logger, first: [any Service] = [], gracefulShutdownSignals signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            services: (first + services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: signals,
             logger: logger
         ))
         try await group.run()
         withExtendedLifetime(lock) {}
+    }
+}
+
+/// A `HOST:PORT` to listen on; `:PORT` means every address.
+public struct ListenAddress: Sendable, Hashable {
+    /// The host or address to bind.
+    public var host: String
+    /// The port; 0 picks a free one.
+    public var port: Int
+
+    /// Parses `HOST:PORT` or `:PORT`.
+    /// - Throws: ``UniError`` naming the flag, the text and the allowed form.
+    public init(parsing text: String, flag: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw UniError.invalid("invalid \(flag) '\(text)': expected HOST:PORT or :PORT with a port from 0 to 65535 (for example :9090 or 127.0.0.1:9090)")
+        }
+        let host = String(text[..<colon])
+        self.host = host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        self.port = port
     }
 }

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import Instrumentation
+import ServiceContextModule
 import NIOCore
 import NIOHTTP1
 import UniKit
@@ -113,7 +115,11 @@ public struct UniClient: Sendable {
         }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        var pairs = headers
+        if let context = ServiceContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &pairs, using: HeaderPairsInjector())
+        }
+        for (name, value) in pairs { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))

@@ -22,12 +22,15 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "unid's data dir. Default: $UNI_HOME or ~/.uni.")
     var dataDir: String?
 
+    @Option(name: .long, help: "Export this command's span over OTLP/gRPC to HOST:PORT (or set OTEL_EXPORTER_OTLP_ENDPOINT).")
+    var traceAddr: String?
+
     var client: UniClient {
         UniClient(socketPath: DataDirectory(root: dataDir ?? DataDirectory.defaultRoot()).socketPath)
     }
 }
 
-struct Run: AsyncParsableCommand {
+struct Run: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Create and start a VM from a kernel or disk image; prints its id.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Path of a kernel image (ELF/PVH, bzImage) or a raw bootable disk image.") var image: String
@@ -42,7 +45,7 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
 
-    func run() async throws {
+    func execute() async throws {
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
@@ -66,14 +69,14 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-struct PS: AsyncParsableCommand {
+struct PS: TracedCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List running VMs (all with -a).")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Show stopped and created VMs too.") var all = false
     @Flag(name: [.short, .long], help: "Print ids only.") var quiet = false
     @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
 
-    func run() async throws {
+    func execute() async throws {
         let vms = try await global.client.list(all: all)
         if quiet {
             print(vms.map(\.id.rawValue).joined(separator: "\n"), terminator: vms.isEmpty ? "" : "\n")
@@ -83,7 +86,7 @@ struct PS: AsyncParsableCommand {
     }
 }
 
-struct Inspect: AsyncParsableCommand {
+struct Inspect: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Print VM records as JSON.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
@@ -92,7 +95,7 @@ struct Inspect: AsyncParsableCommand {
         if vms.isEmpty { throw ValidationError("give at least one VM name or id") }
     }
 
-    func run() async throws {
+    func execute() async throws {
         let client = global.client
         var records: [VM] = []
         for reference in vms { records.append(try await client.inspect(reference)) }
@@ -100,7 +103,7 @@ struct Inspect: AsyncParsableCommand {
     }
 }
 
-struct Logs: AsyncParsableCommand {
+struct Logs: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Print a VM's serial console.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM name, id or id prefix.") var vm: String
@@ -111,42 +114,42 @@ struct Logs: AsyncParsableCommand {
         if let tail, tail < 0 { throw ValidationError("invalid --tail '\(tail)': expected a whole number of lines, 0 or more") }
     }
 
-    func run() async throws {
+    func execute() async throws {
         for try await chunk in try await global.client.logs(vm, tail: tail, follow: follow) {
             FileHandle.standardOutput.write(Data(chunk.readableBytesView))
         }
     }
 }
 
-struct Start: AsyncParsableCommand {
+struct Start: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Start created or stopped VMs.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func run() async throws { try await forEach(vms) { print(try await global.client.start($0).name) } }
+    func execute() async throws { try await forEach(vms) { print(try await global.client.start($0).name) } }
 }
 
-struct Stop: AsyncParsableCommand {
+struct Stop: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Stop VMs: ACPI powerdown, then kill after the timeout.")
     @OptionGroup var global: GlobalOptions
     @Option(name: [.short, .long], help: "Wait this long before killing (e.g. 10s); default: unid's --stop-timeout.",
             transform: { try DurationParser.parse($0, flag: "--timeout") }) var timeout: Duration?
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func run() async throws { try await forEach(vms) { print(try await global.client.stop($0, timeout: timeout).name) } }
+    func execute() async throws { try await forEach(vms) { print(try await global.client.stop($0, timeout: timeout).name) } }
 }
 
-struct Kill: AsyncParsableCommand {
+struct Kill: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Kill VMs at once (SIGKILL to QEMU).")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func run() async throws { try await forEach(vms) { print(try await global.client.kill($0).name) } }
+    func execute() async throws { try await forEach(vms) { print(try await global.client.kill($0).name) } }
 }
 
-struct Remove: AsyncParsableCommand {
+struct Remove: TracedCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove VMs (-f kills running ones first).")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Kill a running VM before removing it.") var force = false
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func run() async throws {
+    func execute() async throws {
         try await forEach(vms) {
             try await global.client.remove($0, force: force)
             print($0)
@@ -154,10 +157,22 @@ struct Remove: AsyncParsableCommand {
     }
 }
 
-struct Info: AsyncParsableCommand {
+struct Info: TracedCommand {
     static let configuration = CommandConfiguration(abstract: "Show the daemon's version, accelerator and data dir.")
     @OptionGroup var global: GlobalOptions
-    func run() async throws { print(try CLIRendering.json(try await global.client.info()), terminator: "") }
+    func execute() async throws { print(try CLIRendering.json(try await global.client.info()), terminator: "") }
+}
+
+/// A command that runs inside `uni <command>`'s span when trace export is on.
+protocol TracedCommand: AsyncParsableCommand {
+    var global: GlobalOptions { get }
+    func execute() async throws
+}
+
+extension TracedCommand {
+    func run() async throws {
+        try await CLITracing.run(command: Self._commandName, address: global.traceAddr) { try await execute() }
+    }
 }
 
 /// Runs `body` for every reference, reporting each failure, and fails if any did.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Tracing
 import UniHTTP
 import UniKit
 
@@ -31,22 +32,33 @@ struct Unid: AsyncParsableCommand {
             transform: { try parseChoice($0, flag: "--log-level", as: Logger.Level.self) })
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format on stderr: text or json.",
+            transform: { try parseChoice($0, flag: "--log-format", as: LogFormat.self) })
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: "Serve /metrics and /health on HOST:PORT (e.g. :9090). Default: off.")
+    var metricsAddr: String?
+
+    @Option(name: .long, help: "Export lifecycle spans over OTLP/gRPC to HOST:PORT (e.g. localhost:4317). Default: off (OTEL_* variables are honoured).")
+    var traceAddr: String?
+
+    func validate() throws {
+        if let metricsAddr { _ = try ListenAddress(parsing: metricsAddr, flag: "--metrics-addr") }
+    }
+
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        logFormat.bootstrap(level: logLevel)
         let logger = Logger(label: "unid")
+        let traces = try TraceExport.makeBackend(serviceName: "unid", address: traceAddr, logger: logger)
         let configuration = DaemonConfiguration(
             dataDirectory: DataDirectory(root: dataDir ?? DataDirectory.defaultRoot()),
             accelerator: accel,
             qemuBinary: qemu,
-            stopTimeout: stopTimeout
+            stopTimeout: stopTimeout,
+            metricsAddress: metricsAddr
         )
-        let daemon = try await Daemon.make(configuration: configuration, logger: logger)
-        try await daemon.run(logger: logger)
+        let daemon = try await Daemon.make(configuration: configuration, logger: logger, tracer: traces?.tracer ?? NoOpTracer())
+        try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [])
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Tracing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,6 +20,11 @@ public actor VMManager: Service {
     private let store: any VMStore
     private let hypervisor: any Hypervisor
     private let logger: Logger
+    private let telemetry: VMTelemetry?
+    private let tracer: any Tracer
+    /// The last store failure, for `/health`; cleared by the next success.
+    private var storeProblem: String?
+    private var supervising = false
 
     private var vms: [VMID: VM] = [:]
     private var consoles: [VMID: ConsoleLog] = [:]
@@ -43,11 +49,17 @@ public actor VMManager: Service {
     }
 
     /// Creates a manager; call ``load()`` before using it.
-    public init(configuration: VMManagerConfiguration, store: any VMStore, hypervisor: any Hypervisor, logger: Logger) {
+    /// - Parameters:
+    ///   - telemetry: where metrics go (`nil`: none).
+    ///   - tracer: where lifecycle spans go (default: none).
+    public init(configuration: VMManagerConfiguration, store: any VMStore, hypervisor: any Hypervisor, logger: Logger,
+                telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer()) {
         self.configuration = configuration
         self.store = store
         self.hypervisor = hypervisor
         self.logger = logger
+        self.telemetry = telemetry
+        self.tracer = tracer
         (exitWatches, exitWatchContinuation) = AsyncStream.makeStream()
     }
 
@@ -55,6 +67,8 @@ public actor VMManager: Service {
 
     /// Watches VM exits until graceful shutdown, then stops every running VM.
     public func run() async throws {
+        supervising = true
+        defer { supervising = false }
         await withDiscardingTaskGroup { group in
             for await watch in exitWatches.cancelOnGracefulShutdown() {
                 group.addTask {
@@ -67,6 +81,14 @@ public actor VMManager: Service {
             // watchers above finish with them.
             await stopAll()
         }
+    }
+
+    /// Why the manager cannot do its job, or `nil` when it can: the last
+    /// store write failed, or the exit supervisor is not running.
+    public func healthProblem() -> String? {
+        if let storeProblem { return "store: \(storeProblem)" }
+        if !supervising { return "supervisor: not running" }
+        return nil
     }
 
     /// Stops every running VM (graceful, then forced after the stop timeout).
@@ -107,6 +129,7 @@ public actor VMManager: Service {
             }
             vms[vm.id] = vm
         }
+        telemetry?.update(vms: Array(vms.values))
         return snapshot.problems
     }
 
@@ -175,6 +198,10 @@ public actor VMManager: Service {
     /// Records a new VM in the `created` state.
     /// - Throws: ``UniError``: a bad config value, an unusable image, a duplicate name.
     public func create(_ config: VMConfig) async throws -> VM {
+        try await traced(.create, reference: config.name) { try await self.createUntraced(config) }
+    }
+
+    private func createUntraced(_ config: VMConfig) async throws -> VM {
         var config = try config.validated()
         config.image = DataDirectory.absolute(config.image)
         let kind = try ImageInspector.kind(ofImageAt: config.image)
@@ -192,11 +219,15 @@ public actor VMManager: Service {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try await store.save(vm)
+            storeProblem = nil
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
-            throw (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+            let failure = (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+            storeProblem = failure.message
+            throw failure
         }
         vms[id] = vm
+        telemetry?.update(vms: Array(vms.values))
         consoles[id] = makeConsole(id)
         logTransition(vm, from: "none", to: vm.state.rawValue)
         return vm
@@ -207,6 +238,11 @@ public actor VMManager: Service {
     ///   stopped; `conflict` for a busy host port; `hypervisorFailed` with
     ///   QEMU's stderr. A failed start leaves the VM stopped with `last_error`.
     public func start(_ reference: String) async throws -> VM {
+        try await traced(.start, reference: reference) { try await self.startUntraced(reference) }
+    }
+
+    private func startUntraced(_ reference: String) async throws -> VM {
+        let requested = ContinuousClock.now
         let id = try resolve(reference)
         var vm = vms[id]!
         guard vm.state == .created || vm.state == .stopped else {
@@ -266,6 +302,7 @@ public actor VMManager: Service {
         // an exit (even an instant one) is recorded after `running`, never before.
         runtimes[id] = Runtime(instance: instance, intent: nil)
         exitWatchContinuation.yield(ExitWatch(id: id, instance: instance))
+        telemetry?.recordStart(duration: ContinuousClock.now - requested)
         return vm
     }
 
@@ -273,6 +310,10 @@ public actor VMManager: Service {
     /// timeout when `nil`), then kills QEMU. Returns the stopped record.
     /// - Throws: ``UniError`` (`invalidState`) when the VM is not running.
     public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM {
+        try await traced(.stop, reference: reference) { try await self.stopUntraced(reference, timeout: timeout) }
+    }
+
+    private func stopUntraced(_ reference: String, timeout: Duration?) async throws -> VM {
         let id = try resolve(reference)
         let vm = vms[id]!
         guard vm.state == .running || vm.state == .stopping, let runtime = runtimes[id] else {
@@ -301,6 +342,10 @@ public actor VMManager: Service {
     /// Kills the VM's process at once (SIGKILL). Returns the stopped record.
     /// - Throws: ``UniError`` (`invalidState`) when the VM is not running.
     public func kill(_ reference: String) async throws -> VM {
+        try await traced(.kill, reference: reference) { try await self.killUntraced(reference) }
+    }
+
+    private func killUntraced(_ reference: String) async throws -> VM {
         let id = try resolve(reference)
         let vm = vms[id]!
         guard vm.state == .running || vm.state == .stopping, let runtime = runtimes[id] else {
@@ -314,6 +359,14 @@ public actor VMManager: Service {
     /// Removes a VM's record and folder. A running VM needs `force`, which kills it first.
     /// - Throws: ``UniError`` (`invalidState`) for a running VM without `force`, or a starting one.
     public func remove(_ reference: String, force: Bool = false) async throws {
+        _ = try await traced(.remove, reference: reference) { () async throws -> VM in
+            let vm = try self.inspect(reference)
+            try await self.removeUntraced(reference, force: force)
+            return vm
+        }
+    }
+
+    private func removeUntraced(_ reference: String, force: Bool) async throws {
         let id = try resolve(reference)
         let vm = vms[id]!
         switch vm.state {
@@ -323,7 +376,7 @@ public actor VMManager: Service {
             guard force else {
                 throw UniError(.invalidState, "vm \(vm.name) is \(vm.state): stop it first or use rm -f")
             }
-            _ = try await kill(id.rawValue)
+            _ = try await killUntraced(id.rawValue)
         case .starting:
             throw UniError(.invalidState, "vm \(vm.name) is starting: wait until it runs, then remove it")
         }
@@ -379,9 +432,16 @@ public actor VMManager: Service {
 
     private func deleteRecord(_ id: VMID) async throws {
         guard let vm = vms[id] else { return }
-        try await store.delete(id)
+        do {
+            try await store.delete(id)
+            storeProblem = nil
+        } catch {
+            storeProblem = "\(error)"
+            throw error
+        }
         try? FileManager.default.removeItem(atPath: configuration.dataDirectory.vmDirectory(id))
         vms[id] = nil
+        telemetry?.update(vms: Array(vms.values))
         consoles.removeValue(forKey: id)?.finishFollowers()
         removed[id] = vm
         removedOrder.append(id)
@@ -392,8 +452,15 @@ public actor VMManager: Service {
 
     /// Saves `vm` and, when that worked, makes it the current record and logs the transition.
     private func commit(_ vm: VM, from: VMState, extra: Logger.Metadata = [:]) async throws {
-        try await store.save(vm)
+        do {
+            try await store.save(vm)
+            storeProblem = nil
+        } catch {
+            storeProblem = "\(error)"
+            throw error
+        }
         vms[vm.id] = vm
+        telemetry?.update(vms: Array(vms.values))
         if from != vm.state { logTransition(vm, from: from.rawValue, to: vm.state.rawValue, extra: extra) }
     }
 
@@ -420,6 +487,41 @@ public actor VMManager: Service {
             }
         }
         throw UniError(.notFound, "no such vm: \(reference)")
+    }
+
+    /// Runs one operation as a `vm.lifecycle` span with a `vm.<kind>` child,
+    /// counts it when it succeeds, and marks both spans failed when it throws.
+    private func traced(_ kind: LifecycleOperation, reference: String?, _ body: () async throws -> VM) async throws -> VM {
+        let parent = tracer.startSpan(SpanNames.lifecycle, context: ServiceContext.current ?? .topLevel)
+        parent.attributes[SpanNames.operationAttribute] = kind.rawValue
+        let child = tracer.startSpan(SpanNames.operation(kind), context: parent.context)
+        defer {
+            child.end()
+            parent.end()
+        }
+        do {
+            let vm = try await ServiceContext.$current.withValue(child.context) { try await body() }
+            for span in [parent, child] {
+                span.attributes[SpanNames.vmIDAttribute] = vm.id.rawValue
+                span.attributes[SpanNames.vmNameAttribute] = vm.name
+                span.attributes[SpanNames.vmImageAttribute] = vm.config.image
+            }
+            telemetry?.recordOperation(kind)
+            return vm
+        } catch {
+            let code = (error as? UniError)?.code.description ?? "internal"
+            for span in [parent, child] {
+                if let reference, let id = try? resolve(reference), let vm = vms[id] ?? removed[id] {
+                    span.attributes[SpanNames.vmIDAttribute] = vm.id.rawValue
+                    span.attributes[SpanNames.vmNameAttribute] = vm.name
+                    span.attributes[SpanNames.vmImageAttribute] = vm.config.image
+                }
+                span.attributes[SpanNames.errorTypeAttribute] = code
+                span.recordError(error)
+                span.setStatus(SpanStatus(code: .error, message: (error as? UniError)?.message ?? "\(error)"))
+            }
+            throw error
+        }
     }
 
     static func stateMessage(_ vm: VM, wanted operation: String) -> String {

@@ -1,0 +1,43 @@
+import Foundation
+import Instrumentation
+import Logging
+import ServiceLifecycle
+import Tracing
+import UniKit
+
+/// `uni`'s own span: when trace export is on (`--trace-addr` or the
+/// `OTEL_EXPORTER_OTLP_*` variables), a command runs inside a client span
+/// `uni <command>` whose W3C context every API call carries (`traceparent`),
+/// so one trace shows the CLI command and the daemon's work.
+public enum CLITracing {
+    /// Runs `body` traced when export is on, plainly otherwise; flushes the
+    /// span before returning.
+    public static func run(command: String, address: String?, _ body: () async throws -> Void) async throws {
+        var logger = Logger(label: "uni")
+        logger.logLevel = .error
+        guard let backend = try TraceExport.makeBackend(serviceName: "uni", address: address, logger: logger) else {
+            return try await body()
+        }
+        InstrumentationSystem.bootstrap(backend.tracer)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: backend.service)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let span = backend.tracer.startSpan("uni \(command)", context: .topLevel, ofKind: .client)
+            var failure: (any Error)?
+            do {
+                try await ServiceContext.$current.withValue(span.context) { try await body() }
+            } catch {
+                failure = error
+                if let error = error as? UniError {
+                    span.recordError(error)
+                    span.attributes["error.type"] = error.code.description
+                    span.setStatus(SpanStatus(code: .error, message: error.message))
+                }
+            }
+            span.end()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            if let failure { throw failure }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// The names the outside world sees: metrics, labels and spans. They are a
+/// public contract (dashboards and alerts use them); see `docs/observability.md`.
+public enum MetricNames {
+    /// Gauge: VMs known to the daemon.
+    public static let vmsTotal = "uni_vms_total"
+    /// Gauge: VMs with a running QEMU (starting, running, stopping).
+    public static let vmsRunning = "uni_vms_running"
+    /// Gauge: VMs that are stopped or created.
+    public static let vmsStopped = "uni_vms_stopped"
+    /// Counter by `kind`: lifecycle operations that succeeded.
+    public static let lifecycle = "uni_vm_lifecycle_total"
+    /// Counter: image pushes (the images issue adds them).
+    public static let registryPush = "uni_registry_push_total"
+    /// Counter: image pulls (the images issue adds them).
+    public static let registryPull = "uni_registry_pull_total"
+    /// Gauge 1 with a `version` label.
+    public static let buildInfo = "uni_build_info"
+    /// Counter by VM: CPU seconds (user + system) of its QEMU processes.
+    public static let vmCPUSeconds = "uni_vm_cpu_seconds_total"
+    /// Gauge by VM: resident memory of its QEMU process.
+    public static let vmMemoryRSS = "uni_vm_memory_rss_bytes"
+    /// Counter by VM: starts after the first one.
+    public static let vmRestarts = "uni_vm_restarts_total"
+    /// Gauge by VM: 1 while its QEMU runs, 0 otherwise.
+    public static let vmUp = "uni_vm_up"
+    /// Histogram: seconds from a start request until the VM runs.
+    public static let vmStartDuration = "uni_vm_start_duration_seconds"
+
+    /// The label of ``lifecycle``.
+    public static let kindLabel = "kind"
+    /// The VM id label of per-VM series.
+    public static let vmIDLabel = "vm_id"
+    /// The VM name label of per-VM series.
+    public static let nameLabel = "name"
+
+    /// The `kind` values of ``lifecycle``.
+    public static let lifecycleKinds = ["create", "start", "stop", "kill", "remove"]
+
+    /// HELP text of every metric, by name.
+    public static let help: [String: String] = [
+        vmsTotal: "Number of VMs known to unid.",
+        vmsRunning: "Number of VMs whose QEMU process runs (starting, running or stopping).",
+        vmsStopped: "Number of VMs without a process (created or stopped).",
+        lifecycle: "Lifecycle operations that succeeded, by kind (create, start, stop, kill, remove).",
+        registryPush: "Images pushed to an OCI registry.",
+        registryPull: "Images pulled from an OCI registry.",
+        buildInfo: "Always 1; the version label is unid's version.",
+        vmCPUSeconds: "CPU time (user + system) used by the VM's QEMU processes, in seconds.",
+        vmMemoryRSS: "Resident memory of the VM's QEMU process (VmRSS), in bytes.",
+        vmRestarts: "Starts of the VM after its first one.",
+        vmUp: "1 while the VM's QEMU process runs, else 0.",
+        vmStartDuration: "Seconds from a start request until QEMU reports the guest running.",
+    ]
+
+    /// Buckets of ``vmStartDuration``: microvm boots in tens of milliseconds, pc with SeaBIOS in seconds.
+    public static let startDurationBuckets: [Duration] = [
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+}
+
+/// Span names of the lifecycle traces.
+public enum SpanNames {
+    /// The parent of one operation.
+    public static let lifecycle = "vm.lifecycle"
+    /// The child span of each operation, by kind.
+    public static func operation(_ kind: LifecycleOperation) -> String { "vm.\(kind.rawValue)" }
+
+    /// Span attribute: the VM id.
+    public static let vmIDAttribute = "vm.id"
+    /// Span attribute: the VM name.
+    public static let vmNameAttribute = "vm.name"
+    /// Span attribute: the image path.
+    public static let vmImageAttribute = "vm.image"
+    /// Span attribute: the operation kind on `vm.lifecycle`.
+    public static let operationAttribute = "vm.operation"
+    /// Span attribute set on failures: the ``UniError`` code.
+    public static let errorTypeAttribute = "error.type"
+}
+
+/// The lifecycle operations that are counted and traced.
+public enum LifecycleOperation: String, Sendable, CaseIterable {
+    case create, start, stop, kill, remove
+}

@@ -1,0 +1,144 @@
+import CoreMetrics
+import Metrics
+import Foundation
+import Synchronization
+
+/// UniKit's metrics, through swift-metrics with an injected factory (UniKit
+/// never bootstraps the global system). `unid` passes a Prometheus-backed
+/// factory; tests pass `TestMetrics`.
+///
+/// Per-VM series are labelled `vm_id` and `name` and disappear when the VM
+/// is removed. Numbers that cannot be measured (a stopped VM's memory) are
+/// absent, never 0.
+public final class VMTelemetry: Sendable {
+    private let factory: any MetricsFactory
+    private let vmsTotal: Gauge
+    private let vmsRunning: Gauge
+    private let vmsStopped: Gauge
+    private let lifecycle: [LifecycleOperation: Counter]
+    private let startDuration: CoreMetrics.Timer
+    private let perVM: Mutex<[VMID: PerVM]>
+
+    private final class PerVM: Sendable {
+        let name: String
+        let cpu: FloatingPointCounter
+        let restarts: Counter
+        let up: Gauge
+        let memory: Mutex<Gauge?>
+        /// (pid, cpu seconds) of the last sample, to turn a per-process
+        /// total into increments of a per-VM counter across restarts.
+        let lastCPU: Mutex<(pid: Int32, seconds: Double)?>
+        let countedRestarts: Mutex<Int>
+
+        init(id: VMID, name: String, factory: any MetricsFactory) {
+            self.name = name
+            let dimensions = [(MetricNames.vmIDLabel, id.rawValue), (MetricNames.nameLabel, name)]
+            cpu = FloatingPointCounter(label: MetricNames.vmCPUSeconds, dimensions: dimensions, factory: factory)
+            restarts = Counter(label: MetricNames.vmRestarts, dimensions: dimensions, factory: factory)
+            up = Gauge(label: MetricNames.vmUp, dimensions: dimensions, factory: factory)
+            memory = Mutex(nil)
+            lastCPU = Mutex(nil)
+            countedRestarts = Mutex(0)
+        }
+    }
+
+    /// Registers the daemon-wide metrics (all present from the start, at 0).
+    public init(factory: any MetricsFactory, version: String = UniVersion.current) {
+        self.factory = factory
+        vmsTotal = Gauge(label: MetricNames.vmsTotal, factory: factory)
+        vmsRunning = Gauge(label: MetricNames.vmsRunning, factory: factory)
+        vmsStopped = Gauge(label: MetricNames.vmsStopped, factory: factory)
+        for gauge in [vmsTotal, vmsRunning, vmsStopped] { gauge.record(0) }
+        var counters: [LifecycleOperation: Counter] = [:]
+        for kind in LifecycleOperation.allCases {
+            let counter = Counter(label: MetricNames.lifecycle, dimensions: [(MetricNames.kindLabel, kind.rawValue)], factory: factory)
+            counter.increment(by: 0)
+            counters[kind] = counter
+        }
+        lifecycle = counters
+        Counter(label: MetricNames.registryPush, factory: factory).increment(by: 0)
+        Counter(label: MetricNames.registryPull, factory: factory).increment(by: 0)
+        Gauge(label: MetricNames.buildInfo, dimensions: [("version", version)], factory: factory).record(1)
+        startDuration = CoreMetrics.Timer(label: MetricNames.vmStartDuration, factory: factory)
+        perVM = Mutex([:])
+    }
+
+    /// Counts one successful lifecycle operation.
+    public func recordOperation(_ kind: LifecycleOperation) {
+        lifecycle[kind]?.increment()
+    }
+
+    /// Records how long a start took, request to running.
+    public func recordStart(duration: Duration) {
+        startDuration.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Refreshes the VM-count gauges and the per-VM series from `vms`;
+    /// series of VMs no longer in `vms` are removed.
+    public func update(vms: [VM]) {
+        let running = vms.filter { $0.state.hasProcess }.count
+        vmsTotal.record(vms.count)
+        vmsRunning.record(running)
+        vmsStopped.record(vms.count - running)
+        let removed: [PerVM] = perVM.withLock { series in
+            var current = Set<VMID>()
+            for vm in vms {
+                current.insert(vm.id)
+                let entry: PerVM
+                if let existing = series[vm.id], existing.name == vm.name {
+                    entry = existing
+                } else {
+                    entry = PerVM(id: vm.id, name: vm.name, factory: factory)
+                    series[vm.id] = entry
+                }
+                entry.up.record(vm.state.hasProcess ? 1 : 0)
+                let restarts = max(0, vm.startCount - 1)
+                entry.countedRestarts.withLock { counted in
+                    if restarts > counted { entry.restarts.increment(by: Int64(restarts - counted)) }
+                    counted = max(counted, restarts)
+                }
+                if !vm.state.hasProcess { clearMemory(entry) }
+            }
+            let gone = series.keys.filter { !current.contains($0) }
+            return gone.compactMap { series.removeValue(forKey: $0) }
+        }
+        for entry in removed { destroy(entry) }
+    }
+
+    /// Records a process sample of a running VM.
+    public func record(_ sample: ProcessSample, pid: Int32, for id: VMID) {
+        guard let entry = perVM.withLock({ $0[id] }) else { return }
+        let increment: Double = entry.lastCPU.withLock { last in
+            defer { last = (pid, sample.cpuSeconds) }
+            guard let previous = last, previous.pid == pid else { return sample.cpuSeconds }
+            return max(0, sample.cpuSeconds - previous.seconds)
+        }
+        if increment > 0 { entry.cpu.increment(by: increment) }
+        entry.memory.withLock { gauge in
+            if gauge == nil {
+                gauge = Gauge(label: MetricNames.vmMemoryRSS, dimensions: [(MetricNames.vmIDLabel, id.rawValue), (MetricNames.nameLabel, entry.name)], factory: factory)
+            }
+            gauge?.record(Double(sample.residentBytes))
+        }
+    }
+
+    /// Drops the memory series of a VM whose process cannot be measured.
+    public func clearSample(for id: VMID) {
+        guard let entry = perVM.withLock({ $0[id] }) else { return }
+        clearMemory(entry)
+    }
+
+    private func clearMemory(_ entry: PerVM) {
+        entry.memory.withLock { gauge in
+            gauge?.destroy()
+            gauge = nil
+        }
+    }
+
+    private func destroy(_ entry: PerVM) {
+        entry.cpu.destroy()
+        entry.restarts.destroy()
+        entry.up.destroy()
+        clearMemory(entry)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Host-side numbers of one VM process, read without any agent in the guest.
+public struct ProcessSample: Sendable, Hashable {
+    /// CPU time (user + system) since the process started, in seconds.
+    public var cpuSeconds: Double
+    /// Resident set size, in bytes.
+    public var residentBytes: UInt64
+
+    /// Creates a sample.
+    public init(cpuSeconds: Double, residentBytes: UInt64) {
+        self.cpuSeconds = cpuSeconds
+        self.residentBytes = residentBytes
+    }
+}
+
+/// Reads per-process numbers for VM processes.
+public protocol StatsSource: Sendable {
+    /// The sample of `pid`, or `nil` when it cannot be measured (no such
+    /// process, no `/proc`): callers report "unavailable", never 0.
+    func sample(pid: Int32) -> ProcessSample?
+}
+
+/// Reads `/proc/<pid>/stat` (utime + stime, in clock ticks) and
+/// `/proc/<pid>/status` (`VmRSS`), as Incus does for agentless VMs.
+public struct ProcStatsSource: StatsSource {
+    /// The proc file system root (injectable for tests).
+    public let procRoot: String
+    private let ticksPerSecond: Double
+
+    /// A source reading `procRoot` (default `/proc`).
+    public init(procRoot: String = "/proc") {
+        self.procRoot = procRoot
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        ticksPerSecond = ticks > 0 ? Double(ticks) : 100
+    }
+
+    public func sample(pid: Int32) -> ProcessSample? {
+        guard let stat = read("\(procRoot)/\(pid)/stat"), let status = read("\(procRoot)/\(pid)/status"),
+              let cpu = ProcStatsSource.cpuTicks(stat: stat), let rss = ProcStatsSource.residentBytes(status: status) else {
+            return nil
+        }
+        return ProcessSample(cpuSeconds: Double(cpu) / ticksPerSecond, residentBytes: rss)
+    }
+
+    /// utime + stime: fields 14 and 15, counted after the `)` that ends the
+    /// command name (which may itself hold spaces and parentheses).
+    static func cpuTicks(stat: String) -> UInt64? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); utime is field 14 -> index 11.
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        return user + system
+    }
+
+    /// `VmRSS:   1234 kB` in bytes.
+    static func residentBytes(status: String) -> UInt64? {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count >= 2, let kib = UInt64(parts[1]) else { return nil }
+            return kib * 1024
+        }
+        return nil
+    }
+
+    private func read(_ path: String) -> String? {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
