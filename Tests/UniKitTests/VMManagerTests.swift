@@ -53,7 +53,7 @@ struct VMManagerTests {
             var output = [UInt8]()
             for await chunk in try await manager.logs("web") { output += chunk }
             #expect(String(decoding: output, as: UTF8.self) == "hello\n")
-            #expect(try await manager.list().map(\.name) == ["web"])
+            #expect(await manager.list().map(\.name) == ["web"])
         }
     }
 
@@ -147,7 +147,7 @@ struct VMManagerTests {
             harness.hypervisor.instance(for: vm.id)?.exit(code: 5)
             let final = try await manager.wait(vm.id.rawValue)
             #expect(final.exitCode == 5)
-            while try await manager.list(all: true).count > 0 { await Task.yield() }
+            while await manager.list(all: true).count > 0 { await Task.yield() }
             #expect(harness.store.vms.isEmpty)
             #expect(!FileManager.default.fileExists(atPath: harness.directory.path + "/vms/\(vm.id)"))
             #expect(try await manager.wait(vm.id.rawValue).exitCode == 5)
@@ -160,7 +160,7 @@ struct VMManagerTests {
         try await harness.run { manager in
             let error = await #expect(throws: UniError.self) { try await manager.run(VMConfig(name: "web", image: harness.image)) }
             #expect(error?.message == "qemu failed to start (exit status 1): boom")
-            let left = try await manager.list(all: true)
+            let left = await manager.list(all: true)
             #expect(left.isEmpty)
             #expect(harness.store.vms.isEmpty)
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: harness.directory.path + "/vms")
@@ -206,7 +206,7 @@ struct VMManagerTests {
             let vm = try await manager.run(VMConfig(name: "web", image: harness.image))
             try await manager.remove("web", force: true)
             #expect(harness.hypervisor.instance(for: vm.id)?.hasExited == true)
-            #expect(try await manager.list(all: true).isEmpty)
+            #expect(await manager.list(all: true).isEmpty)
             let gone = await #expect(throws: UniError.self) { try await manager.inspect("web") }
             #expect(gone?.message == "no such vm: web")
             #expect(gone?.code == .notFound)
@@ -238,7 +238,7 @@ struct VMManagerTests {
             try "hello".write(toFile: text, atomically: true, encoding: .utf8)
             let unknown = await #expect(throws: UniError.self) { try await manager.create(VMConfig(image: text)) }
             #expect(unknown?.message.contains("is neither a kernel (ELF or bzImage) nor a bootable disk image") == true)
-            #expect(try await manager.list(all: true).isEmpty)
+            #expect(await manager.list(all: true).isEmpty)
         }
     }
 

@@ -1,0 +1,136 @@
+import Foundation
+import InMemoryTracing
+import Logging
+import MetricsTestKit
+import Testing
+import Tracing
+@testable import UniKit
+import UniKitTesting
+
+@Suite("Telemetry: metrics, spans and /proc numbers")
+struct TelemetryTests {
+    func vm(_ name: String, state: VMState, starts: Int = 1) -> VM {
+        var vm = VM(id: VMID.random(), name: name, config: VMConfig(image: "/k"), imageKind: .kernel, createdAt: Date())
+        vm.state = state
+        vm.startCount = starts
+        return vm
+    }
+
+    @Test("the daemon-wide metrics exist from the start, at 0, with build info 1")
+    func initialMetrics() throws {
+        let metrics = TestMetrics()
+        _ = VMTelemetry(factory: metrics, version: "9.9.9")
+        #expect(try metrics.expectGauge(MetricNames.vmsTotal).lastValue == 0)
+        #expect(try metrics.expectGauge(MetricNames.buildInfo, [("version", "9.9.9")]).lastValue == 1)
+        #expect(try metrics.expectCounter(MetricNames.registryPush).totalValue == 0)
+        #expect(try metrics.expectCounter(MetricNames.registryPull).totalValue == 0)
+        for kind in MetricNames.lifecycleKinds {
+            #expect(try metrics.expectCounter(MetricNames.lifecycle, [("kind", kind)]).totalValue == 0)
+        }
+    }
+
+    @Test("counts by state, per-VM series labelled id and name, removed with the VM")
+    func perVMSeries() throws {
+        let metrics = TestMetrics()
+        let telemetry = VMTelemetry(factory: metrics)
+        let running = vm("web", state: .running, starts: 3)
+        let stopped = vm("old", state: .stopped)
+        telemetry.update(vms: [running, stopped])
+        #expect(try metrics.expectGauge(MetricNames.vmsTotal).lastValue == 2)
+        #expect(try metrics.expectGauge(MetricNames.vmsRunning).lastValue == 1)
+        #expect(try metrics.expectGauge(MetricNames.vmsStopped).lastValue == 1)
+        let labels = [("vm_id", running.id.rawValue), ("name", "web")]
+        #expect(try metrics.expectCounter(MetricNames.vmRestarts, labels).totalValue == 2)
+        #expect(try metrics.expectGauge(MetricNames.vmUp, labels).lastValue == 1)
+
+        telemetry.record(ProcessSample(cpuSeconds: 1.5, residentBytes: 4096), pid: 100, for: running.id)
+        telemetry.record(ProcessSample(cpuSeconds: 2.0, residentBytes: 8192), pid: 100, for: running.id)
+        // A new QEMU (restart) starts its own count from 0; the VM's counter keeps growing.
+        telemetry.record(ProcessSample(cpuSeconds: 0.25, residentBytes: 8192), pid: 200, for: running.id)
+        #expect(try metrics.expectGauge(MetricNames.vmMemoryRSS, labels).lastValue == 8192)
+        // 1.5 + 0.5 + 0.25 s; swift-metrics' default floating point counter accumulates whole units.
+        #expect(metrics.counterTotal(label: MetricNames.vmCPUSeconds, dimensions: labels) == 2)
+        // The stopped VM's memory cannot be measured: no series, never 0.
+        #expect(metrics.recorders(label: MetricNames.vmMemoryRSS, dimensions: [("vm_id", stopped.id.rawValue), ("name", "old")]).isEmpty)
+
+        telemetry.update(vms: [stopped])
+        #expect(try metrics.expectGauge(MetricNames.vmsTotal).lastValue == 1)
+        #expect(metrics.counters(label: MetricNames.vmRestarts, dimensions: labels).isEmpty)
+        #expect(metrics.recorders(label: MetricNames.vmMemoryRSS, dimensions: labels).isEmpty)
+    }
+
+    @Test("/proc parsing: utime + stime after the command name; VmRSS in bytes")
+    func procParsing() {
+        let stat = "4242 (qemu (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 123 0 0"
+        #expect(ProcStatsSource.cpuTicks(stat: stat) == 300)
+        #expect(ProcStatsSource.residentBytes(status: "Name:\tqemu\nVmRSS:\t   2048 kB\nThreads: 3\n") == 2048 * 1024)
+        #expect(ProcStatsSource.residentBytes(status: "Name:\tkthread\n") == nil)
+        let own = ProcStatsSource().sample(pid: getpid())
+        #expect((own?.residentBytes ?? 0) > 0)
+        #expect(ProcStatsSource().sample(pid: 999_999_999) == nil)
+    }
+
+    @Test("each operation is a vm.lifecycle span with one vm.<kind> child and the VM's attributes")
+    func spans() async throws {
+        let tracer = InMemoryTracer()
+        let metrics = TestMetrics()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let image = dir.path + "/k.elf"
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: dir.path)), store: InMemoryVMStore(),
+                                hypervisor: ScriptedHypervisor(), logger: Logger(label: "test"), telemetry: VMTelemetry(factory: metrics), tracer: tracer)
+        try await manager.load()
+        try await manager.withRunning { manager in
+            let vm = try await manager.run(VMConfig(name: "web", image: image))
+            _ = try await manager.stop("web")
+            let error = await #expect(throws: UniError.self) { try await manager.kill("web") }
+            #expect(error?.code == .invalidState)
+            try await manager.remove("web")
+            let spans = tracer.finishedSpans
+            let children = spans.filter { $0.operationName != SpanNames.lifecycle }
+            #expect(children.map(\.operationName) == ["vm.create", "vm.start", "vm.stop", "vm.kill", "vm.remove"])
+            for child in children {
+                let parent = try #require(spans.first { $0.spanID == child.parentSpanID })
+                #expect(parent.operationName == "vm.lifecycle")
+                #expect(child.attributes["vm.id"]?.toSpanAttribute() == .string(vm.id.rawValue))
+                #expect(child.attributes["vm.name"]?.toSpanAttribute() == .string("web"))
+                #expect(child.attributes["vm.image"]?.toSpanAttribute() == .string(image))
+            }
+            let failed = try #require(children.first { $0.operationName == "vm.kill" })
+            #expect(failed.status?.code == .error)
+            #expect(failed.attributes["error.type"]?.toSpanAttribute() == .string("invalid_state"))
+            #expect(children.first { $0.operationName == "vm.start" }?.status == nil)
+            #expect(metrics.counterTotal(label: MetricNames.lifecycle, dimensions: [("kind", "start")]) == 1)
+            #expect(metrics.counterTotal(label: MetricNames.lifecycle, dimensions: [("kind", "kill")]) == 0)
+            #expect(metrics.counterTotal(label: MetricNames.lifecycle, dimensions: [("kind", "remove")]) == 1)
+            #expect(try metrics.expectTimer(MetricNames.vmStartDuration).values.count == 1)
+        }
+    }
+
+    @Test("the health of the manager: the supervisor must run and the store must write")
+    func health() async throws {
+        let store = InMemoryVMStore()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: dir.path)), store: store,
+                                hypervisor: ScriptedHypervisor(), logger: Logger(label: "test"))
+        try await manager.load()
+        #expect(await manager.healthProblem() == "supervisor: not running")
+        try await manager.withRunning { manager in
+            // run() starts concurrently with this body.
+            for _ in 0..<500 where await manager.healthProblem() != nil { try await Task.sleep(for: .milliseconds(2)) }
+            #expect(await manager.healthProblem() == nil)
+            store.failWrites(with: UniError(.storeFailed, "disk full"))
+            _ = try? await manager.create(VMConfig(image: "/bin/true"))
+            _ = try? await manager.create(VMConfig(image: dir.path + "/nope"))
+            let image = dir.path + "/k.elf"
+            _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46]))
+            _ = try? await manager.create(VMConfig(image: image))
+            #expect(await manager.healthProblem() == "store: disk full")
+            store.failWrites(with: nil)
+            _ = try await manager.create(VMConfig(image: image))
+            #expect(await manager.healthProblem() == nil)
+        }
+    }
+}
