@@ -107,7 +107,11 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["UniKit", "UniKitTesting", "UniHTTP"],
+            dependencies: [
+                "UniKit", "UniKitTesting", "UniHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -1,7 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import Instrumentation
-import ServiceContextModule
 import NIOCore
 import NIOHTTP1
 import UniKit
@@ -115,11 +113,9 @@ public struct UniClient: Sendable {
         }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
-        var pairs = headers
-        if let context = ServiceContext.current {
-            InstrumentationSystem.instrument.inject(context, into: &pairs, using: HeaderPairsInjector())
-        }
-        for (name, value) in pairs { request.headers.add(name: name, value: value) }
+        // The W3C trace context (`traceparent`) is injected by async-http-client
+        // itself, from the current ServiceContext, under its own client span.
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))

@@ -1,7 +1,10 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Logging
 import Synchronization
 import Testing
+import Tracing
 import UniHTTP
 import UniKit
 import UniKitTesting
@@ -70,6 +73,30 @@ enum Host {
         return try await condition()
     }
 
+    /// A free TCP port on 127.0.0.1 (bound, read and released).
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// GETs `url` and returns the status and body (0 and "" when nothing answers).
+    static func get(_ url: String) async -> (Int, String) {
+        do {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 16 << 20)
+            return (Int(response.status.code), String(buffer: body))
+        } catch {
+            return (0, "")
+        }
+    }
+
     /// Runs a built product and returns its exit status, stdout and stderr.
     static func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
@@ -99,18 +126,32 @@ struct DaemonHarness {
     /// Runs `body` against the daemon, then shuts it down and checks that no
     /// QEMU process of this data dir is left.
     func run(stopTimeout: Duration = .seconds(5), _ body: @escaping @Sendable (DaemonHarness, VMManager) async throws -> Void) async throws {
+        try await runWithTelemetry(stopTimeout: stopTimeout) { harness, manager, _ in try await body(harness, manager) }
+    }
+
+    /// Like ``run(stopTimeout:_:)`` with a metrics server on 127.0.0.1 (its
+    /// port handed to `body`), a fast stats poller, and optional trace export.
+    func runWithTelemetry(stopTimeout: Duration = .seconds(5), traces: TraceExport.Backend? = nil,
+                          _ body: @escaping @Sendable (DaemonHarness, VMManager, Int) async throws -> Void) async throws {
         defer { directory.remove() }
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
-        let logger = Logger(label: "it")
+        let (metricsReady, metricsContinuation) = AsyncStream<Int>.makeStream()
+        var quiet = Logger(label: "it")
+        quiet.logLevel = .warning
+        let logger = quiet
         let daemon = try await Daemon.make(
-            configuration: DaemonConfiguration(dataDirectory: dataDirectory, accelerator: .tcg, stopTimeout: stopTimeout),
-            logger: logger, onReady: { readyContinuation.yield() }
+            configuration: DaemonConfiguration(dataDirectory: dataDirectory, accelerator: .tcg, stopTimeout: stopTimeout,
+                                               metricsAddress: "127.0.0.1:0", statsInterval: .milliseconds(100)),
+            logger: logger, tracer: traces?.tracer ?? NoOpTracer(),
+            onReady: { readyContinuation.yield() }, onMetricsReady: { metricsContinuation.yield($0) }
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await daemon.run(logger: logger, gracefulShutdownSignals: []) }
+            group.addTask { try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [], gracefulShutdownSignals: []) }
             for await _ in ready { break }
+            var port = 0
+            for await bound in metricsReady { port = bound; break }
             defer { group.cancelAll() }
-            try await body(self, daemon.manager)
+            try await body(self, daemon.manager, port)
         }
         let leftovers = Host.qemuProcesses(under: directory.path)
         #expect(leftovers.isEmpty, "QEMU processes outlived the daemon: \(leftovers)")

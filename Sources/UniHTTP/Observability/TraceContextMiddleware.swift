@@ -28,13 +28,3 @@ public struct HTTPFieldsExtractor: Extractor {
         HTTPField.Name(key).flatMap { carrier[$0] }
     }
 }
-
-/// Writes propagation headers as `(name, value)` pairs.
-public struct HeaderPairsInjector: Injector {
-    /// Creates the injector.
-    public init() {}
-
-    public func inject(_ value: String, forKey key: String, into carrier: inout [(String, String)]) {
-        carrier.append((key, value))
-    }
-}

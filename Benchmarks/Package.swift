@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The benchmark suite lives in its own package so that package-benchmark
+// stays out of the product's dependency graph. Run: scripts/bench.sh
+let package = Package(
+    name: "UniBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "uni", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "UniBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "UniHTTP", package: "uni"),
+                .product(name: "UniKit", package: "uni"),
+            ],
+            path: "Benchmarks/UniBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
