@@ -19,7 +19,8 @@ public struct VMStatsPoller: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // Graceful shutdown cancels the sleep; that is a clean end, not a failure.
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await tick()
                 try await Task.sleep(for: interval)
