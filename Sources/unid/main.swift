@@ -43,7 +43,11 @@ struct Unid: AsyncParsableCommand {
     var traceAddr: String?
 
     func validate() throws {
-        if let metricsAddr { _ = try ListenAddress(parsing: metricsAddr, flag: "--metrics-addr") }
+        do {
+            if let metricsAddr { _ = try ListenAddress(parsing: metricsAddr, flag: "--metrics-addr") }
+        } catch let error as UniError {
+            throw ValidationError(error.message)
+        }
     }
 
     func run() async throws {

@@ -94,6 +94,48 @@ struct ProcessIntegrationTests {
         #expect(Host.qemuProcesses(under: dir.path).isEmpty)
     }
 
+    @Test("unid --log-format json: every stderr line is one JSON object; transitions carry vm_id, from, to")
+    func jsonLogs() async throws {
+        let kernel = try Host.kernel()
+        let dir = try TemporaryDirectory(prefix: "uni-it")
+        defer { dir.remove() }
+        let unid = try ChildProcess(executable: Host.binDirectory + "/unid",
+                                    arguments: ["--data-dir", dir.path, "--accel", "tcg", "--log-format", "json"]) { _ in }
+        defer { unid.send(SIGKILL) }
+        #expect(await Host.eventually { FileManager.default.fileExists(atPath: dir.path + "/unid.sock") })
+        let run = try Host.runProduct("uni", ["--data-dir", dir.path, "run", "--attach", kernel, "--cmdline", "exit=0"])
+        #expect(run.status == 0, "\(run.stderr)")
+        unid.send(SIGTERM)
+        #expect(await unid.waitForTermination() == .exited(0))
+        let lines = unid.standardError.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        var transitions: [[String: Any]] = []
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            let ts = try #require(object["ts"] as? String)
+            #expect(ts.hasSuffix("Z") && ts.count == 24, "\(ts)")
+            #expect(["INFO", "WARN", "ERROR", "NOTICE", "DEBUG", "TRACE", "CRITICAL"].contains(object["level"] as? String ?? ""))
+            #expect(object["msg"] is String)
+            if object["msg"] as? String == "vm state transition" { transitions.append(object) }
+        }
+        let running = transitions.first { $0["to"] as? String == "running" }
+        #expect(running?["from"] as? String == "starting")
+        #expect((running?["vm_id"] as? String)?.count == 12)
+        #expect(transitions.contains { $0["to"] as? String == "stopped" })
+    }
+
+    @Test("bad telemetry flags are usage errors")
+    func badTelemetryFlags() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let metrics = try Host.runProduct("unid", ["--data-dir", dir.path, "--metrics-addr", "nine"])
+        #expect(metrics.status == 2)
+        #expect(metrics.stderr.contains("invalid --metrics-addr 'nine': expected HOST:PORT or :PORT"))
+        let format = try Host.runProduct("unid", ["--data-dir", dir.path, "--log-format", "xml"])
+        #expect(format.status == 2)
+        #expect(format.stderr.contains("invalid --log-format 'xml': expected one of text, json"))
+    }
+
     /// Starts `unid` in its own process group (a SIGKILL reaches only it, not its QEMUs).
     func startDaemon(dataDir: String) throws -> ChildProcess {
         try ChildProcess(executable: Host.binDirectory + "/unid",
