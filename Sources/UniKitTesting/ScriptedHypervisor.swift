@@ -61,19 +61,19 @@ public final class ScriptedHypervisor: Hypervisor {
 public final class ScriptedInstance: HypervisorInstance {
     public let pid: Int32?
     private let honorsPowerdown: Bool
-    private let state: Mutex<(exit: VMExit?, waiters: [CheckedContinuation<VMExit, Never>], powerdowns: Int)>
+    private let exitValue = OneShot<VMExit>()
+    private let powerdowns = Mutex(0)
 
     init(pid: Int32, honorsPowerdown: Bool) {
         self.pid = pid
         self.honorsPowerdown = honorsPowerdown
-        state = Mutex((nil, [], 0))
     }
 
     /// How many powerdown requests reached the guest.
-    public var powerdownRequests: Int { state.withLock { $0.powerdowns } }
+    public var powerdownRequests: Int { powerdowns.withLock { $0 } }
 
     /// Whether the "process" has ended.
-    public var hasExited: Bool { state.withLock { $0.exit != nil } }
+    public var hasExited: Bool { exitValue.value != nil }
 
     /// Makes the guest exit by itself with `code`, as `isa-debug-exit` would.
     public func exit(code: Int32) { finish(VMExit(exitCode: code, processStatus: code * 2 + 1)) }
@@ -82,33 +82,13 @@ public final class ScriptedInstance: HypervisorInstance {
     public func crash(signal: Int32) { finish(VMExit(exitCode: 128 + signal, signal: signal)) }
 
     public func requestPowerdown() async throws {
-        let honors = state.withLock { state -> Bool in
-            state.powerdowns += 1
-            return honorsPowerdown
-        }
-        if honors { finish(VMExit(exitCode: 0, processStatus: 1)) }
+        powerdowns.withLock { $0 += 1 }
+        if honorsPowerdown { exitValue.resolve(VMExit(exitCode: 0, processStatus: 1)) }
     }
 
     public func forceStop() { crash(signal: 9) }
 
-    public func waitForExit() async -> VMExit {
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { state -> VMExit? in
-                if let exit = state.exit { return exit }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
-        }
-    }
+    public func waitForExit() async -> VMExit { await exitValue.wait() }
 
-    private func finish(_ exit: VMExit) {
-        let waiters = state.withLock { state -> [CheckedContinuation<VMExit, Never>] in
-            guard state.exit == nil else { return [] }
-            state.exit = exit
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: exit) }
-    }
+    private func finish(_ exit: VMExit) { exitValue.resolve(exit) }
 }

@@ -19,7 +19,9 @@ final class ChildProcess: Sendable {
     }
 
     let pid: pid_t
-    private let state: Mutex<(termination: Termination?, waiters: [CheckedContinuation<Termination, Never>])>
+    private let exit = OneShot<Termination>()
+    /// Serialises signals with the reaping, so a reused pid is never signalled.
+    private let signalLock = Mutex(())
     private let stderrTail: Mutex<[UInt8]>
     private static let stderrTailLimit = 8192
 
@@ -66,7 +68,6 @@ final class ChildProcess: Sendable {
         }
         pid = child
         let spawned = child
-        state = Mutex((nil, []))
         stderrTail = Mutex([])
 
         let stdoutDone = DispatchSemaphore(value: 0)
@@ -93,12 +94,7 @@ final class ChildProcess: Sendable {
             // Output written just before the exit is delivered before the exit is.
             stdoutDone.wait()
             stderrDone.wait()
-            let waiters = self.state.withLock { state in
-                state.termination = termination
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: termination) }
+            self.signalLock.withLock { _ in self.exit.resolve(termination) }
         }
     }
 
@@ -108,24 +104,15 @@ final class ChildProcess: Sendable {
     }
 
     /// The termination, if the process already ended.
-    var termination: Termination? { state.withLock { $0.termination } }
+    var termination: Termination? { exit.value }
 
     /// Waits for the process to end.
-    func waitForTermination() async -> Termination {
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { state -> Termination? in
-                if let termination = state.termination { return termination }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
-        }
-    }
+    func waitForTermination() async -> Termination { await exit.wait() }
 
     /// Sends `signal` unless the process was already reaped (its pid may be reused).
     func send(_ signal: Int32) {
-        state.withLock { state in
-            if state.termination == nil { Glibc.kill(pid, signal) }
+        signalLock.withLock { _ in
+            if exit.value == nil { Glibc.kill(pid, signal) }
         }
     }
 
