@@ -50,8 +50,8 @@ public struct QMPClient: Sendable {
 }
 
 /// One negotiated QMP connection; valid only inside ``QMPClient/session(_:)``.
-public final class QMPSession: @unchecked Sendable {
-    // Used by one task at a time, inside one session closure.
+public final class QMPSession {
+    // Lives inside one session closure, used by one task.
     private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
 
