@@ -35,7 +35,7 @@ public enum APIRouter {
             do {
                 config = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(buffer: body))
             } catch {
-                throw UniError.invalid("invalid VM config body: \(describe(error))")
+                throw UniError.invalid("invalid VM config body: \(JSONCoding.describe(error))")
             }
             if try flag(request, "attach") { return try await attach(manager: manager, config: config) }
             let vm = start ? try await manager.run(config) : try await manager.create(config)
@@ -133,18 +133,5 @@ public enum APIRouter {
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try JSONCoding.makeEncoder().encode(value)
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case let error as UniError: return error.message
-        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            return "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
-        case DecodingError.dataCorrupted(let context):
-            if let underlying = context.underlyingError as? UniError { return underlying.message }
-            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
-        default: return "\(error)"
-        }
     }
 }

@@ -50,7 +50,7 @@ public struct FileVMStore: VMStore {
             } catch let error as UniError {
                 problems.append("\(path): \(error.message); skipped")
             } catch {
-                problems.append("\(path): not a valid VM record (\(FileVMStore.describe(error))); skipped and left on disk")
+                problems.append("\(path): not a valid VM record (\(JSONCoding.describe(error))); skipped and left on disk")
             }
         }
         return VMStoreSnapshot(vms: vms, problems: problems)
@@ -113,17 +113,6 @@ public struct FileVMStore: VMStore {
         if folder >= 0 {
             fsync(folder)
             close(folder)
-        }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            return "bad field '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case DecodingError.dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not JSON" : "bad field '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
-        default: return "\(error)"
         }
     }
 }

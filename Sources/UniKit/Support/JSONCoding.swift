@@ -32,6 +32,24 @@ public enum JSONCoding {
     }
 }
 
+extension JSONCoding {
+    /// One line naming what is wrong with a JSON document that failed to decode:
+    /// `missing field 'image'`, `field 'cpus' has the wrong type`, `not valid JSON`.
+    public static func describe(_ error: any Error) -> String {
+        func path(_ context: DecodingError.Context) -> String { context.codingPath.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case let error as UniError: return error.message
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "field '\(path(context))' has the wrong type"
+        case DecodingError.dataCorrupted(let context):
+            if let underlying = context.underlyingError as? UniError { return underlying.message }
+            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(path(context))': \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+}
+
 /// RFC 3339 timestamps in UTC with millisecond precision (`2026-11-25T06:11:51.123Z`).
 public enum RFC3339 {
     /// Formats `date`, rounded to the millisecond. Hand-rolled because it
