@@ -76,6 +76,14 @@ public struct Daemon: Sendable {
         onMetricsReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> Daemon {
         let metricsBind = try configuration.metricsAddress.map { try ListenAddress(parsing: $0, flag: "--metrics-addr") }
+        if let metricsBind, metricsBind.port != 0 {
+            do {
+                try HostPortProbe.checkAvailable(PortMapping(hostAddress: metricsBind.host == "0.0.0.0" ? nil : metricsBind.host,
+                                                             hostPort: UInt16(metricsBind.port), guestPort: 1))
+            } catch let error as UniError {
+                throw UniError(error.code, "--metrics-addr \(configuration.metricsAddress ?? ""): \(error.message)")
+            }
+        }
         let dataDirectory = configuration.dataDirectory
         try dataDirectory.prepare()
         let lock = try DaemonLock(dataDirectory: dataDirectory)

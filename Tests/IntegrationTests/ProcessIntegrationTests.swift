@@ -136,6 +136,27 @@ struct ProcessIntegrationTests {
         #expect(format.stderr.contains("invalid --log-format 'xml': expected one of text, json"))
     }
 
+    @Test("unid names a missing QEMU binary and a busy metrics port")
+    func daemonStartErrors() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let noQEMU = try Host.runProduct("unid", ["--data-dir", dir.path, "--qemu", "/nonexistent/qemu-system-x86_64"])
+        #expect(noQEMU.status == 1)
+        #expect(noQEMU.stderr == "error: QEMU binary '/nonexistent/qemu-system-x86_64' is missing or not executable\n")
+        let busy = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(busy) }
+        let port = try Host.freePort()
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(busy, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(busy, 1)
+        let taken = try Host.runProduct("unid", ["--data-dir", dir.path, "--accel", "tcg", "--metrics-addr", "127.0.0.1:\(port)"])
+        #expect(taken.status == 1)
+        #expect(taken.stderr == "error: --metrics-addr 127.0.0.1:\(port): host port 127.0.0.1:\(port)/tcp is already in use\n")
+    }
+
     /// Starts `unid` in its own process group (a SIGKILL reaches only it, not its QEMUs).
     func startDaemon(dataDir: String) throws -> ChildProcess {
         try ChildProcess(executable: Host.binDirectory + "/unid",

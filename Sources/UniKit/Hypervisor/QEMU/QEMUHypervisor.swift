@@ -149,10 +149,12 @@ final class QEMUInstance: HypervisorInstance {
     }
 }
 
-/// Checks that a host port is free before QEMU tries to forward it, so the
-/// error names the port instead of quoting slirp.
-enum HostPortProbe {
-    static func checkAvailable(_ mapping: PortMapping) throws {
+/// Checks that a host port is free before something binds it (QEMU's
+/// forwarding, unid's metrics server), so the error names the port.
+public enum HostPortProbe {
+    /// Binds `mapping`'s host address and port once and releases it.
+    /// - Throws: ``UniError`` (`conflict`) naming the port when it is in use.
+    public static func checkAvailable(_ mapping: PortMapping) throws {
         let type = mapping.transportProtocol == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
         let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
