@@ -10,10 +10,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "UniKit", targets: ["UniKit"]),
+        .library(name: "UniCLI", targets: ["UniCLI"]),
         .library(name: "UniKitTesting", targets: ["UniKitTesting"]),
         .library(name: "UniHTTP", targets: ["UniHTTP"]),
         .executable(name: "unid", targets: ["unid"]),
         .executable(name: "uni", targets: ["uni"]),
+        .executable(name: "uni-otel", targets: ["uni-otel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -29,9 +31,16 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
+        // The model, errors and JSON coding: what the CLI shares with the
+        // daemon. Foundation only, so `uni` starts fast (docs/performance.md).
+        .target(
+            name: "UniCore",
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "UniKit",
             dependencies: [
+                "UniCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -47,6 +56,17 @@ let package = Package(
             dependencies: ["UniKit"],
             swiftSettings: strictSettings
         ),
+        // The CLI's commands and its API client: POSIX sockets, no SwiftNIO.
+        .target(
+            name: "UniCLI",
+            dependencies: [
+                "UniCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "UniHTTP",
             dependencies: [
@@ -58,7 +78,6 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
@@ -68,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "unid",
             dependencies: [
-                "UniKit", "UniHTTP",
+                "UniKit", "UniHTTP", "UniCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "OTel", package: "swift-otel"),
@@ -77,10 +96,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "uni",
+            dependencies: ["UniCLI"],
+            swiftSettings: strictSettings
+        ),
+        // `uni` with OTLP export: `uni` execs it when spans are asked for.
+        .executableTarget(
+            name: "uni-otel",
             dependencies: [
-                "UniKit", "UniHTTP",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "OTel", package: "swift-otel"),
+                "UniCLI", "UniCore", "UniHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strictSettings
         ),
@@ -96,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "UniHTTPTests",
             dependencies: [
-                "UniKit", "UniKitTesting", "UniHTTP",
+                "UniKit", "UniKitTesting", "UniHTTP", "UniCLI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "UniKit", "UniKitTesting", "UniHTTP",
+                "UniKit", "UniKitTesting", "UniHTTP", "UniCLI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Tracing
+import UniCLI
 import UniHTTP
 import UniKit
 

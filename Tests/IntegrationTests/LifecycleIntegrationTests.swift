@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import UniCLI
 import UniHTTP
 import UniKit
 import UniKitTesting

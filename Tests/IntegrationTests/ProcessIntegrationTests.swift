@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UniCLI
 import UniHTTP
 @testable import UniKit
 import UniKitTesting

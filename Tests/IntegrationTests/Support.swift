@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import Testing
 import Tracing
+import UniCLI
 import UniHTTP
 import UniKit
 import UniKitTesting
@@ -161,7 +162,7 @@ struct DaemonHarness {
     /// The console text of `reference` so far.
     func logs(_ reference: String, tail: Int? = nil) async throws -> String {
         var text = ""
-        for try await chunk in try await client.logs(reference, tail: tail) { text += String(buffer: chunk) }
+        for try await chunk in try await client.logs(reference, tail: tail) { text += String(decoding: chunk, as: UTF8.self) }
         return text
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import UniCLI
 import UniHTTP
 @testable import UniKit
 import UniKitTesting

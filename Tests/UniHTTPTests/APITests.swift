@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 import Testing
+import UniCLI
 import UniHTTP
 import UniKit
 import UniKitTesting
@@ -74,7 +75,7 @@ struct APITests {
             #expect(try await client.list().map(\.id) == [vm.id])
             #expect(try await client.inspect("web").config.ports.first?.hostPort == 18080)
             var logs = ""
-            for try await chunk in try await client.logs("web") { logs += String(buffer: chunk) }
+            for try await chunk in try await client.logs("web") { logs += String(decoding: chunk, as: UTF8.self) }
             #expect(logs == "booted\n")
             #expect(try await client.stop("web", timeout: .seconds(2)).exitCode == 0)
             #expect(try await client.list().isEmpty)

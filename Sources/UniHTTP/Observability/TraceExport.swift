@@ -23,8 +23,7 @@ public enum TraceExport {
 
     /// Whether export is on for `address` and `environment`.
     public static func isEnabled(address: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        if let address, !address.isEmpty { return true }
-        return ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].contains { !(environment[$0] ?? "").isEmpty }
+        TraceExportSwitch.isOn(address: address, environment: environment)
     }
 
     /// `localhost:4317` -> `http://localhost:4317`; a URL stays as it is.

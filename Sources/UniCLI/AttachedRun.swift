@@ -1,4 +1,4 @@
-import UniKit
+import UniCore
 
 /// `uni run --attach`: one request creates the VM, subscribes to its console
 /// and starts it, so no output is missed however fast the guest is; `wait`
@@ -10,7 +10,7 @@ public enum AttachedRun {
     ///   and its `last_error` is the message.
     public static func run(client: UniClient, config: VMConfig, output: @Sendable ([UInt8]) -> Void) async throws -> Int32 {
         let (id, console) = try await client.createAttached(config)
-        for try await chunk in console { output(Array(chunk.readableBytesView)) }
+        for try await chunk in console { output(chunk) }
         let final = try await client.wait(id)
         if final.stopReason == .failedToStart {
             throw UniError(.hypervisorFailed, final.lastError ?? "vm \(final.name) failed to start")

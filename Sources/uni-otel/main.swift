@@ -3,16 +3,19 @@ import Instrumentation
 import Logging
 import ServiceLifecycle
 import Tracing
-import UniKit
+import UniCLI
+import UniCore
+import UniHTTP
 
-/// `uni`'s own span: when trace export is on (`--trace-addr` or the
-/// `OTEL_EXPORTER_OTLP_*` variables), a command runs inside a client span
-/// `uni <command>` whose W3C context every API call carries (`traceparent`),
-/// so one trace shows the CLI command and the daemon's work.
-public enum CLITracing {
+/// `uni-otel`: the `uni` CLI linked with swift-otel. `uni` hands itself
+/// over to it when trace export is asked for (`--trace-addr` or the
+/// `OTEL_EXPORTER_OTLP_*` variables); a command then runs inside a client
+/// span `uni <command>` whose W3C context every API call carries
+/// (`traceparent`), so one trace shows the CLI command and the daemon's work.
+struct SpanPerCommand: CommandWrapper {
     /// Runs `body` traced when export is on, plainly otherwise; flushes the
     /// span before returning.
-    public static func run(command: String, address: String?, _ body: () async throws -> Void) async throws {
+    func run(command: String, traceAddress address: String?, _ body: () async throws -> Void) async throws {
         var logger = Logger(label: "uni")
         logger.logLevel = .error
         guard let backend = try TraceExport.makeBackend(serviceName: "uni", address: address, logger: logger) else {
@@ -41,3 +44,5 @@ public enum CLITracing {
         }
     }
 }
+
+await UniCommandLine.main(wrapper: SpanPerCommand())

@@ -22,7 +22,8 @@ public struct VMID: Hashable, Sendable, Codable, CustomStringConvertible, Compar
 
     private init(unchecked: String) { rawValue = unchecked }
 
-    static func isWellFormed(_ text: String) -> Bool {
+    /// Whether `text` is a full id: 12 lowercase hex digits.
+    public static func isWellFormed(_ text: String) -> Bool {
         text.utf8.count == 12 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import UniKit
+import UniCore
 
 /// How `uni` prints VMs for people: fixed-width tables like `docker ps`.
 public enum CLIRendering {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import UniKit
+import UniCore
 
 /// The shared `main` of `uni` and `unid`: runs a command and maps failures to
 /// one-line messages and exit codes (2 for usage errors and bad values, 1 otherwise).

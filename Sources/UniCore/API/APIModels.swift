@@ -1,4 +1,4 @@
-import UniKit
+import Foundation
 
 /// The body of `GET /v1/info`.
 public struct DaemonInfo: Codable, Sendable, Hashable {

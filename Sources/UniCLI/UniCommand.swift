@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import UniCore
+
+/// `uni`: a docker-like CLI over unid's API. Commands parse, call the client
+/// and print; formatting and checks live in ``CLIRendering`` and ``RunOptions``.
+public struct UniCommand: AsyncParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
+        commandName: "uni",
+        abstract: "Run and watch unikernel VMs through unid.",
+        version: UniVersion.current,
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
+    )
+}
+
+enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
+    case table, json
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "unid's data dir. Default: $UNI_HOME or ~/.uni.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "Export this command's span over OTLP/gRPC to HOST:PORT (or set OTEL_EXPORTER_OTLP_ENDPOINT).")
+    var traceAddr: String?
+
+    var client: UniClient {
+        UniClient(socketPath: DataDirectory(root: dataDir ?? DataDirectory.defaultRoot()).socketPath)
+    }
+}
+
+struct Run: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and start a VM from a kernel or disk image; prints its id.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Path of a kernel image (ELF/PVH, bzImage) or a raw bootable disk image.") var image: String
+    @Option(help: "VM name (default: vm-<id prefix>).") var name: String?
+    @Option(help: "Guest memory, e.g. 64M or 1G.", transform: { try ByteSize(parsing: $0) }) var memory = VMConfig.defaultMemory
+    @Option(help: "Virtual CPUs (1-\(VMConfig.maximumCPUs)).", transform: { try parseCPUs($0) }) var cpus = 1
+    @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward HOST:GUEST[/tcp|udp] (repeatable).",
+            transform: { try PortMapping(parsing: $0) }) var ports: [PortMapping] = []
+    @Option(name: [.customShort("e"), .customLong("env")], help: "Guest environment KEY=VALUE (repeatable).") var env: [String] = []
+    @Option(help: "File of KEY=VALUE lines (repeatable).") var envFile: [String] = []
+    @Option(help: "Kernel command line (kernel images only).") var cmdline: String?
+    @Flag(help: "Remove the VM when it stops.") var rm = false
+    @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
+
+    func execute() async throws {
+        let config = try VMConfig(
+            name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
+            environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
+        ).validated()
+        let client = global.client
+        guard attach else {
+            print(try await client.create(config).id)
+            return
+        }
+        let exitCode = try await AttachedRun.run(client: client, config: config) { chunk in
+            FileHandle.standardOutput.write(Data(chunk))
+        }
+        throw ExitCode(exitCode)
+    }
+
+    static func parseCPUs(_ text: String) throws -> Int {
+        guard let value = Int(text), (1...VMConfig.maximumCPUs).contains(value) else {
+            throw UniError.invalid("invalid cpus '\(text)': must be a whole number from 1 to \(VMConfig.maximumCPUs)")
+        }
+        return value
+    }
+}
+
+struct PS: TracedCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List running VMs (all with -a).")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: [.short, .long], help: "Show stopped and created VMs too.") var all = false
+    @Flag(name: [.short, .long], help: "Print ids only.") var quiet = false
+    @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
+
+    func execute() async throws {
+        let vms = try await global.client.list(all: all)
+        if quiet {
+            print(vms.map(\.id.rawValue).joined(separator: "\n"), terminator: vms.isEmpty ? "" : "\n")
+        } else {
+            print(output == .json ? try CLIRendering.json(vms) : CLIRendering.table(vms), terminator: "")
+        }
+    }
+}
+
+struct Inspect: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Print VM records as JSON.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+
+    func validate() throws {
+        if vms.isEmpty { throw ValidationError("give at least one VM name or id") }
+    }
+
+    func execute() async throws {
+        let client = global.client
+        var records: [VM] = []
+        for reference in vms { records.append(try await client.inspect(reference)) }
+        print(records.count == 1 ? try CLIRendering.json(records[0]) : try CLIRendering.json(records), terminator: "")
+    }
+}
+
+struct Logs: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a VM's serial console.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM name, id or id prefix.") var vm: String
+    @Option(name: .long, help: "Only the last N lines.") var tail: Int?
+    @Flag(name: [.short, .long], help: "Keep streaming until the VM stops.") var follow = false
+
+    func validate() throws {
+        if let tail, tail < 0 { throw ValidationError("invalid --tail '\(tail)': expected a whole number of lines, 0 or more") }
+    }
+
+    func execute() async throws {
+        for try await chunk in try await global.client.logs(vm, tail: tail, follow: follow) {
+            FileHandle.standardOutput.write(Data(chunk))
+        }
+    }
+}
+
+struct Start: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Start created or stopped VMs.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func execute() async throws { try await forEach(vms) { print(try await global.client.start($0).name) } }
+}
+
+struct Stop: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop VMs: ACPI powerdown, then kill after the timeout.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.short, .long], help: "Wait this long before killing (e.g. 10s); default: unid's --stop-timeout.",
+            transform: { try DurationParser.parse($0, flag: "--timeout") }) var timeout: Duration?
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func execute() async throws { try await forEach(vms) { print(try await global.client.stop($0, timeout: timeout).name) } }
+}
+
+struct Kill: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Kill VMs at once (SIGKILL to QEMU).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func execute() async throws { try await forEach(vms) { print(try await global.client.kill($0).name) } }
+}
+
+struct Remove: TracedCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove VMs (-f kills running ones first).")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: [.short, .long], help: "Kill a running VM before removing it.") var force = false
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func execute() async throws {
+        try await forEach(vms) {
+            try await global.client.remove($0, force: force)
+            print($0)
+        }
+    }
+}
+
+struct Info: TracedCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's version, accelerator and data dir.")
+    @OptionGroup var global: GlobalOptions
+    func execute() async throws { print(try CLIRendering.json(try await global.client.info()), terminator: "") }
+}
+
+/// A command whose execution goes through ``UniCommandLine``'s wrapper.
+protocol TracedCommand: AsyncParsableCommand {
+    var global: GlobalOptions { get }
+    func execute() async throws
+}
+
+extension TracedCommand {
+    func run() async throws {
+        guard let wrapper = UniCommandLine.wrapper else { return try await execute() }
+        try await wrapper.run(command: Self._commandName, traceAddress: global.traceAddr) { try await execute() }
+    }
+}
+
+/// Runs `body` for every reference, reporting each failure, and fails if any did.
+func forEach(_ references: [String], _ body: (String) async throws -> Void) async throws {
+    guard !references.isEmpty else { throw ValidationError("give at least one VM name or id") }
+    var failure: UniError?
+    for reference in references {
+        do { try await body(reference) } catch let error as UniError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            failure = failure ?? error
+        }
+    }
+    if let failure { throw ExitCode(failure.code == .invalidArgument ? 2 : 1) }
+}
+

@@ -1,0 +1,72 @@
+import Foundation
+import UniCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs each `uni` command, e.g. inside the command's span.
+///
+/// `uni` itself runs commands plainly; `uni-otel`, the same CLI linked with
+/// the OTLP exporter, passes a wrapper that opens the `uni <command>` span.
+public protocol CommandWrapper: Sendable {
+    /// Runs `body`, the command named `command`; `traceAddress` is its `--trace-addr`.
+    func run(command: String, traceAddress: String?, _ body: () async throws -> Void) async throws
+}
+
+/// The entry point of `uni` and `uni-otel`.
+///
+/// Trace export lives in a second executable so that `uni` stays small:
+/// linking swift-otel (gRPC, HTTP/2, protobuf) triples the CLI's start-up
+/// time, which is on the path of every command (`docs/performance.md`).
+/// When export is asked for (`--trace-addr`, `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `uni` replaces itself with the
+/// `uni-otel` installed next to it, with the same arguments.
+public enum UniCommandLine {
+    /// The wrapper of the running process's commands.
+    @TaskLocal static var wrapper: (any CommandWrapper)?
+
+    /// The name of the executable that exports `uni`'s spans.
+    public static let tracingExecutableName = "uni-otel"
+
+    /// Parses `arguments` (without the program name), runs the command, and exits.
+    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst()), wrapper: (any CommandWrapper)? = nil) async -> Never {
+        let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
+        let arguments = CommandLineEntry.hoistingGlobalOptions(arguments, subcommands: subcommands)
+        await $wrapper.withValue(wrapper) {
+            await CommandLineEntry.main(UniCommand.self, arguments: arguments)
+        }
+    }
+
+    /// Whether `arguments` or `environment` ask for trace export.
+    public static func traceExportRequested(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        var address: String?
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--" { break }
+            if argument == "--trace-addr", index + 1 < arguments.count {
+                address = arguments[index + 1]
+            } else if argument.hasPrefix("--trace-addr=") {
+                address = String(argument.dropFirst("--trace-addr=".count))
+            }
+        }
+        return TraceExportSwitch.isOn(address: address, environment: environment)
+    }
+
+    /// Replaces the process with `uni-otel` from this executable's folder.
+    /// Returns only when that is impossible, after a one-line warning: the
+    /// command then runs without its span rather than not at all.
+    public static func execTracingExecutable(arguments: [String]) {
+        let directory = (Self.executablePath() as NSString).deletingLastPathComponent
+        let path = directory + "/" + tracingExecutableName
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        execv(path, argv)
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(Data("warning: trace export needs \(path) (\(reason)); running without it\n".utf8))
+    }
+
+    private static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
