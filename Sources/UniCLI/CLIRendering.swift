@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import UniCore
 
 /// How `uni` prints VMs for people: fixed-width tables like `docker ps`.
@@ -7,7 +14,7 @@ public enum CLIRendering {
     public static func table(_ vms: [VM], now: Date = Date()) -> String {
         let header = ["ID", "NAME", "IMAGE", "STATE", "UPTIME", "PORTS"]
         let rows = vms.map { vm in
-            [vm.id.rawValue, vm.name, (vm.config.image as NSString).lastPathComponent, stateText(vm), uptime(vm, now: now),
+            [vm.id.rawValue, vm.name, vm.config.image.lastPathComponent, stateText(vm), uptime(vm, now: now),
              vm.config.ports.map(\.description).joined(separator: ",")]
         }
         return render([header] + rows)
@@ -37,8 +44,8 @@ public enum CLIRendering {
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { index, cell in
-                index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "   ").trimmingCharacters(in: .whitespaces)
+                index == columns - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+            }.joined(separator: "   ").trimmingSpaces()
         }.joined(separator: "\n") + "\n"
     }
 
@@ -55,19 +62,17 @@ public enum RunOptions {
     /// - Throws: ``UniError`` (`invalidArgument`) naming the path.
     public static func resolveImage(_ image: String) throws -> String {
         let path = DataDirectory.absolute(image)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw UniError.invalid("image '\(image)' does not exist")
-        }
-        guard !isDirectory.boolValue else { throw UniError.invalid("image '\(image)' is a directory, not an image file") }
-        guard FileManager.default.isReadableFile(atPath: path) else { throw UniError.invalid("image '\(image)' is not readable") }
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw UniError.invalid("image '\(image)' does not exist") }
+        guard (status.st_mode & S_IFMT) != S_IFDIR else { throw UniError.invalid("image '\(image)' is a directory, not an image file") }
+        guard access(path, R_OK) == 0 else { throw UniError.invalid("image '\(image)' is not readable") }
         return path
     }
 
     /// Merges `--env-file` files (in order) and `-e` values (last wins).
     /// `-e NAME` without `=` copies NAME from `processEnvironment`.
     /// - Throws: ``UniError`` naming the bad value or file line.
-    public static func environment(flags: [String], files: [String], processEnvironment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+    public static func environment(flags: [String], files: [String], processEnvironment: EnvironmentLookup = .process) throws -> [String: String] {
         var result: [String: String] = [:]
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {

@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import UniCore
 
 /// The shared `main` of `uni` and `unid`: runs a command and maps failures to
@@ -16,7 +23,7 @@ public enum CommandLineEntry {
             }
             exit(0)
         } catch let error as UniError {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            StandardStreams.writeError(error.message)
             exit(error.code == .invalidArgument ? 2 : 1)
         } catch let exitCode as ExitCode {
             exit(exitCode.rawValue)
@@ -28,7 +35,7 @@ public enum CommandLineEntry {
             }
             // One line: the message names the bad value; --help has the rest.
             let message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            StandardStreams.writeError(message)
             exit(code == .validationFailure ? 2 : code.rawValue)
         }
     }

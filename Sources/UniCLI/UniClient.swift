@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import UniCore
 import Instrumentation
 import Synchronization
@@ -148,7 +155,7 @@ public struct UniClient: Sendable {
         }
         let (stream, continuation) = ByteStream.makeStream()
         continuation.onTermination = { _ in connection.value.shutdownNow() }
-        Self.startThread {
+        startThread {
             do {
                 while let chunk = try connection.value.readBodyChunk() { continuation.yield(chunk) }
                 continuation.finish()
@@ -187,13 +194,6 @@ public struct UniClient: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             startThread { continuation.resume(with: Result { try body() }) }
         }
-    }
-
-    private static func startThread(_ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = "uni-client"
-        thread.stackSize = 256 * 1024
-        thread.start()
     }
 }
 

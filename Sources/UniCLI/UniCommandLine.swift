@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import UniCore
 #if canImport(Glibc)
 import Glibc
@@ -38,7 +42,7 @@ public enum UniCommandLine {
     }
 
     /// Whether `arguments` or `environment` ask for trace export.
-    public static func traceExportRequested(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    public static func traceExportRequested(arguments: [String], environment: EnvironmentLookup = .process) -> Bool {
         var address: String?
         for (index, argument) in arguments.enumerated() {
             if argument == "--" { break }
@@ -55,12 +59,12 @@ public enum UniCommandLine {
     /// Returns only when that is impossible, after a one-line warning: the
     /// command then runs without its span rather than not at all.
     public static func execTracingExecutable(arguments: [String]) {
-        let directory = (Self.executablePath() as NSString).deletingLastPathComponent
+        let directory = Self.executablePath().deletingLastPathComponent
         let path = directory + "/" + tracingExecutableName
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         execv(path, argv)
         let reason = String(cString: strerror(errno))
-        FileHandle.standardError.write(Data("warning: trace export needs \(path) (\(reason)); running without it\n".utf8))
+        StandardStreams.writeWarning("trace export needs \(path) (\(reason)); running without it")
     }
 
     private static func executablePath() -> String {

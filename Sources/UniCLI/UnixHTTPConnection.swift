@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import UniCore
 #if canImport(Glibc)
 import Glibc
@@ -177,7 +181,7 @@ struct HTTPResponseReader {
                     continue
                 }
                 let line = String(decoding: buffer[..<lineEnd], as: UTF8.self)
-                let sizeText = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
+                let sizeText = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingSpaces()
                 guard let size = Int(sizeText, radix: 16), size >= 0 else { throw Self.malformed("chunk size '\(line)'") }
                 buffer.removeFirst(lineEnd + 2)
                 if size == 0 {
@@ -215,7 +219,7 @@ struct HTTPResponseReader {
     }
 
     private static func parseHead(_ bytes: ArraySlice<UInt8>) throws -> HTTPResponseHead {
-        let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
         let statusLine = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]), (100...599).contains(status) else {
             throw malformed("status line '\(lines[0])'")
@@ -223,7 +227,7 @@ struct HTTPResponseReader {
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { throw malformed("header line '\(line)'") }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingSpaces()
         }
         return HTTPResponseHead(status: status, reason: statusLine.count > 2 ? String(statusLine[2]) : "", headers: headers)
     }

@@ -91,24 +91,12 @@ public enum APIRouter {
     /// start removes the VM; its final record (`stop_reason`, `last_error`)
     /// is still answered by `wait` with the id from the `X-Uni-VM-ID` header.
     static func attach(manager: VMManager, config: VMConfig) async throws -> Response {
-        let vm = try await manager.create(config)
-        let reference = vm.id.rawValue
-        let console = try await manager.logs(reference, follow: true)
+        let (vm, console) = try await manager.runAttached(config)
         let body = ResponseBody { writer in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do {
-                        _ = try await manager.start(reference)
-                    } catch {
-                        try? await manager.remove(reference, force: true)
-                    }
-                }
-                for await chunk in console { try await writer.write(ByteBuffer(bytes: chunk)) }
-                try await group.waitForAll()
-            }
+            for await chunk in console { try await writer.write(ByteBuffer(bytes: chunk)) }
             try await writer.finish(nil)
         }
-        return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8", vmIDHeader: reference], body: body)
+        return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8", vmIDHeader: vm.id.rawValue], body: body)
     }
 
     static func reference(_ context: BasicRequestContext) throws -> String {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The body of `GET /v1/info`.
 public struct DaemonInfo: Codable, Sendable, Hashable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A size in bytes, parsed from the `K`/`M`/`G` forms people type (`64M`, `1G`).
 public struct ByteSize: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
@@ -15,7 +19,7 @@ public struct ByteSize: Hashable, Sendable, Codable, Comparable, CustomStringCon
     /// `i`/`B` suffix such as `64MiB` or `64MB` means the same).
     /// - Throws: ``UniError`` naming the text and the allowed form.
     public init(parsing text: String) throws {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingSpaces()
         var digits = Substring(trimmed)
         var unit = ""
         while let last = digits.last, !last.isNumber {

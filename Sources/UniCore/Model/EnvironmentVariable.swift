@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Parsing of the `KEY=VALUE` environment given to a guest.
 ///
@@ -25,7 +29,7 @@ public enum EnvironmentVariables {
         // Character-wise split: "\r\n" is one newline Character in Swift.
         for (index, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = String(rawLine)
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingSpaces()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             do {
                 let (name, value) = try parse(line)

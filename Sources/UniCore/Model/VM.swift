@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// How a VM's image is booted.
 public enum ImageKind: String, Codable, Sendable {

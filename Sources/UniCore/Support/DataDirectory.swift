@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The layout of a data dir (`~/.uni` by default): one place that knows every path.
 public struct DataDirectory: Sendable, Hashable {
@@ -11,10 +18,10 @@ public struct DataDirectory: Sendable, Hashable {
     }
 
     /// The default data dir: `$UNI_HOME` when set, else `~/.uni`.
-    public static func defaultRoot(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func defaultRoot(environment: EnvironmentLookup = .process) -> String {
         if let home = environment["UNI_HOME"], !home.isEmpty { return home }
-        let userHome = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-        return (userHome as NSString).appendingPathComponent(".uni")
+        let userHome = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? getpwuid(getuid()).map { String(cString: $0.pointee.pw_dir) } ?? "/"
+        return userHome.hasSuffix("/") ? userHome + ".uni" : userHome + "/.uni"
     }
 
     /// The daemon's API socket.
@@ -30,27 +37,5 @@ public struct DataDirectory: Sendable, Hashable {
     public static func absolute(_ path: String) -> String {
         let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         return URL(fileURLWithPath: joined).standardizedFileURL.path
-    }
-
-    /// Creates the data dir (mode 0700, so only its owner reaches the socket) if needed.
-    /// - Throws: ``UniError`` naming the path when it cannot be created or is not a folder.
-    public func prepare() throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw UniError.invalid("data dir '\(root)' exists and is not a directory")
-            }
-        } else {
-            do {
-                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw UniError(.unavailable, "cannot create data dir '\(root)': \(error.localizedDescription)")
-            }
-        }
-        do {
-            try FileManager.default.createDirectory(atPath: vmsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw UniError(.unavailable, "cannot create '\(vmsDirectory)': \(error.localizedDescription)")
-        }
     }
 }

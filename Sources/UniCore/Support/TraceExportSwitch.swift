@@ -6,7 +6,7 @@ public enum TraceExportSwitch {
 
     /// On when `address` (`--trace-addr`) is non-empty, or else when one of
     /// ``environmentVariables`` is set and non-empty.
-    public static func isOn(address: String?, environment: [String: String]) -> Bool {
+    public static func isOn(address: String?, environment: EnvironmentLookup) -> Bool {
         if let address, !address.isEmpty { return true }
         return environmentVariables.contains { !(environment[$0] ?? "").isEmpty }
     }

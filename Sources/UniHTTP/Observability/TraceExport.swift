@@ -22,7 +22,7 @@ public enum TraceExport {
     }
 
     /// Whether export is on for `address` and `environment`.
-    public static func isEnabled(address: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    public static func isEnabled(address: String?, environment: EnvironmentLookup = .process) -> Bool {
         TraceExportSwitch.isOn(address: address, environment: environment)
     }
 

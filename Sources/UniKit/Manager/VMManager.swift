@@ -117,7 +117,8 @@ public actor VMManager: Service {
         for var vm in snapshot.vms {
             consoles[vm.id] = makeConsole(vm.id)
             if vm.state.hasProcess {
-                let killed = VMManager.killOrphan(pid: vm.pid, directory: configuration.dataDirectory.vmDirectory(vm.id))
+                let directory = configuration.dataDirectory.vmDirectory(vm.id)
+                let killed = VMManager.killOrphan(pid: vm.pid ?? VMManager.recordedPID(in: directory), directory: directory)
                 let from = vm.state
                 vm.state = .stopped
                 vm.finishedAt = configuration.now()
@@ -131,6 +132,13 @@ public actor VMManager: Service {
         }
         telemetry?.update(vms: Array(vms.values))
         return snapshot.problems
+    }
+
+    /// The pid QEMU's launcher wrote next to the record: a daemon that died
+    /// between spawning QEMU and recording `running` left only that.
+    static func recordedPID(in directory: String) -> Int32? {
+        FileManager.default.contents(atPath: directory + "/" + QEMUHypervisor.pidFileName)
+            .flatMap { Int32(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     /// Kills `pid` when it is still the QEMU of `directory` (its command line names the folder).
@@ -186,7 +194,7 @@ public actor VMManager: Service {
     /// Creates a VM and starts it; when the start fails nothing is left behind.
     /// - Throws: ``UniError`` from ``create(_:)`` or ``start(_:)``.
     public func run(_ config: VMConfig) async throws -> VM {
-        let vm = try await create(config)
+        let vm = try await create(config, durable: false)
         do {
             return try await start(vm.id.rawValue)
         } catch {
@@ -198,10 +206,36 @@ public actor VMManager: Service {
     /// Records a new VM in the `created` state.
     /// - Throws: ``UniError``: a bad config value, an unusable image, a duplicate name.
     public func create(_ config: VMConfig) async throws -> VM {
-        try await traced(.create, reference: config.name) { try await self.createUntraced(config) }
+        try await create(config, durable: true)
     }
 
-    private func createUntraced(_ config: VMConfig) async throws -> VM {
+    /// Creates a VM, subscribes to its console, and starts it without
+    /// waiting: the console streams from QEMU's first byte while the start
+    /// is still being confirmed over QMP. A failed start removes the VM;
+    /// its final record (`stop_reason`, `last_error`) is still answered by
+    /// ``wait(_:)``. The stream ends when the VM stops or is removed.
+    /// - Throws: ``UniError`` from ``create(_:)``; start failures come through ``wait(_:)``.
+    public func runAttached(_ config: VMConfig) async throws -> (vm: VM, console: AsyncStream<[UInt8]>) {
+        let vm = try await create(config, durable: false)
+        let console = try logs(vm.id.rawValue, follow: true)
+        let reference = vm.id.rawValue
+        Task {
+            do {
+                _ = try await self.start(reference)
+            } catch {
+                try? await self.remove(reference, force: true)
+            }
+        }
+        return (vm, console)
+    }
+
+    /// `durable: false` when a start follows at once: the created record is
+    /// then written without fsync, and the start's record is the durable one.
+    private func create(_ config: VMConfig, durable: Bool) async throws -> VM {
+        try await traced(.create, reference: config.name) { try await self.createUntraced(config, durable: durable) }
+    }
+
+    private func createUntraced(_ config: VMConfig, durable: Bool) async throws -> VM {
         var config = try config.validated()
         config.image = DataDirectory.absolute(config.image)
         let kind = try ImageInspector.kind(ofImageAt: config.image)
@@ -218,7 +252,7 @@ public actor VMManager: Service {
         let directory = configuration.dataDirectory.vmDirectory(id)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try await store.save(vm)
+            if durable { try await store.save(vm) } else { try await store.saveTransient(vm) }
             storeProblem = nil
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
@@ -251,7 +285,9 @@ public actor VMManager: Service {
         let previous = vm.state
         vm.state = .starting
         vm.lastError = nil
-        try await commit(vm, from: previous)
+        // Transient: no caller sees `starting`, and the `running` or
+        // `stopped` record that follows is saved durably (docs/architecture.md).
+        try await commit(vm, from: previous, durable: false)
         let console = consoles[id] ?? makeConsole(id)
         consoles[id] = console
         console.prepare()
@@ -451,9 +487,9 @@ public actor VMManager: Service {
     }
 
     /// Saves `vm` and, when that worked, makes it the current record and logs the transition.
-    private func commit(_ vm: VM, from: VMState, extra: Logger.Metadata = [:]) async throws {
+    private func commit(_ vm: VM, from: VMState, durable: Bool = true, extra: Logger.Metadata = [:]) async throws {
         do {
-            try await store.save(vm)
+            if durable { try await store.save(vm) } else { try await store.saveTransient(vm) }
             storeProblem = nil
         } catch {
             storeProblem = "\(error)"

@@ -8,6 +8,9 @@ import Glibc
 /// Writes are atomic: a temporary file in the same folder is written,
 /// fsynced and renamed over the record, then the folder is fsynced, so a
 /// crash leaves either the old record or the new one, never half of one.
+/// ``saveTransient(_:)`` writes and renames the same way but skips both
+/// fsyncs: a daemon that crashes still reads the record (the page cache
+/// outlives the process), and the durable save that follows covers a power loss.
 public struct FileVMStore: VMStore {
     /// The data dir whose `vms/` folder holds the records.
     public let dataDirectory: DataDirectory
@@ -57,12 +60,20 @@ public struct FileVMStore: VMStore {
     }
 
     public func save(_ vm: VM) async throws {
+        try writeRecord(vm, sync: true)
+    }
+
+    public func saveTransient(_ vm: VM) async throws {
+        try writeRecord(vm, sync: false)
+    }
+
+    private func writeRecord(_ vm: VM, sync: Bool) throws {
         let folder = dataDirectory.vmDirectory(vm.id)
         let path = recordPath(vm.id)
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let data = try JSONCoding.makeEncoder(pretty: true).encode(vm)
-            try FileVMStore.writeAtomically(data, to: path)
+            try FileVMStore.writeAtomically(data, to: path, sync: sync)
         } catch let error as UniError {
             throw error
         } catch {
@@ -80,8 +91,9 @@ public struct FileVMStore: VMStore {
         }
     }
 
-    /// Writes `data` to `path` through a fsynced temporary file and a rename.
-    static func writeAtomically(_ data: Data, to path: String) throws {
+    /// Writes `data` to `path` through a temporary file and a rename; with
+    /// `sync`, the file is fsynced before the rename and the folder after it.
+    static func writeAtomically(_ data: Data, to path: String, sync: Bool = true) throws {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw UniError(.storeFailed, "cannot write '\(temporary)': \(String(cString: strerror(errno)))") }
@@ -98,7 +110,7 @@ public struct FileVMStore: VMStore {
                 offset += written
             }
         }
-        if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        if failure == nil, sync, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
         close(fd)
         if let failure {
             unlink(temporary)
@@ -109,6 +121,7 @@ public struct FileVMStore: VMStore {
             unlink(temporary)
             throw UniError(.storeFailed, "cannot rename '\(temporary)' to '\(path)': \(reason)")
         }
+        guard sync else { return }
         let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if folder >= 0 {
             fsync(folder)

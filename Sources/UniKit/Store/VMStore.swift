@@ -8,8 +8,20 @@ public protocol VMStore: Sendable {
     func loadAll() async throws -> VMStoreSnapshot
     /// Writes `vm` durably (replacing any record with its id).
     func save(_ vm: VM) async throws
+    /// Writes `vm` so that a restarted daemon reads it, without waiting for
+    /// the disk: for a transient state (`starting`) that no caller is told
+    /// about and that a durable ``save(_:)`` always follows. The default
+    /// implementation saves durably.
+    func saveTransient(_ vm: VM) async throws
     /// Deletes the record of `id`; deleting a missing record succeeds.
     func delete(_ id: VMID) async throws
+}
+
+extension VMStore {
+    /// Saves durably: a store without a cheaper write loses nothing.
+    public func saveTransient(_ vm: VM) async throws {
+        try await save(vm)
+    }
 }
 
 /// What a store held at load time.

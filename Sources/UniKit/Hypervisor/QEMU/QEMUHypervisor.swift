@@ -11,6 +11,8 @@ import Glibc
 public struct QEMUHypervisor: Hypervisor {
     /// The QEMU binary's absolute path.
     public let binaryPath: String
+    /// The file in a VM's folder holding its QEMU's pid while it runs.
+    public static let pidFileName = "qemu.pid"
     public let accelerator: Accelerator
     /// How long QEMU may take to answer QMP before the start fails.
     public let startTimeout: Duration
@@ -48,12 +50,14 @@ public struct QEMUHypervisor: Hypervisor {
         }
         unlink(commandLine.qmpSocketPath)
         if !request.vm.config.environment.isEmpty {
-            try FileVMStore.writeAtomically(Data(commandLine.environmentFileContents.utf8), to: commandLine.environmentFilePath)
+            // Read by this QEMU at its start only: no fsync on the way to the boot.
+            try FileVMStore.writeAtomically(Data(commandLine.environmentFileContents.utf8), to: commandLine.environmentFilePath, sync: false)
         }
         let console = request.console
         let process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
-        // Not fsynced: the pid matters only while this boot's QEMU lives.
-        _ = FileManager.default.createFile(atPath: request.directory + "/qemu.pid", contents: Data("\(process.pid)\n".utf8))
+        // Read by orphan recovery when a daemon dies before recording the
+        // pid; not fsynced: it matters only while this boot's QEMU lives.
+        try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: request.directory + "/" + QEMUHypervisor.pidFileName, sync: false)
         let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
         do {
             try await waitUntilRunning(instance)

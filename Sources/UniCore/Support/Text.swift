@@ -1,0 +1,23 @@
+// Small text helpers for code that builds on FoundationEssentials, which
+// leaves out the NSString-derived string API (`trimmingCharacters`, ...).
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    package func trimmingSpaces() -> String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(self[first...last])
+    }
+
+    /// The last path component: `/a/b/kernel.elf` -> `kernel.elf`.
+    package var lastPathComponent: String {
+        let trimmed = self.last == "/" ? String(dropLast()) : String(self)
+        return trimmed.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? trimmed
+    }
+
+    /// Everything before the last path component: `/a/b/uni` -> `/a/b`.
+    package var deletingLastPathComponent: String {
+        guard let slash = lastIndex(of: "/") else { return "" }
+        return slash == startIndex ? "/" : String(self[..<slash])
+    }
+}
