@@ -9,34 +9,65 @@ import Glibc
 #endif
 import UniCore
 
-/// The shared `main` of `uni` and `unid`: runs a command and maps failures to
-/// one-line messages and exit codes (2 for usage errors and bad values, 1 otherwise).
+/// The shared `main` of `uni`, `uni-otel` and `unid`: runs a command and
+/// maps failures to one-line messages and exit codes (2 for usage errors and
+/// bad values, 1 otherwise).
 public enum CommandLineEntry {
-    /// Parses the process arguments, runs the command, and exits.
-    public static func main<Command: AsyncParsableCommand>(_ type: Command.Type, arguments: [String]? = nil) async -> Never {
+    /// Parses `arguments` (the process's when `nil`), runs the command on
+    /// the calling thread, and exits. For synchronous commands (`uni`): no
+    /// Swift concurrency runtime is started.
+    public static func synchronousMain<Command: ParsableCommand>(_ type: Command.Type, arguments: [String]? = nil) -> Never {
         do {
             var command = try type.parseAsRoot(arguments)
+            try command.run()
+            Glibc.exit(0)
+        } catch {
+            exit(for: error, of: type)
+        }
+    }
+
+    /// Parses `arguments`, runs the async command (`unid`), and exits.
+    public static func main<Command: AsyncParsableCommand>(_ type: Command.Type, arguments: [String]? = nil) async -> Never {
+        await main(type as any ParsableCommand.Type, arguments: arguments) { command in
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
-            exit(0)
-        } catch let error as UniError {
-            StandardStreams.writeError(error.message)
-            exit(error.code == .invalidArgument ? 2 : 1)
-        } catch let exitCode as ExitCode {
-            exit(exitCode.rawValue)
+        }
+    }
+
+    /// Parses `arguments` (the process's when `nil`), hands the command to
+    /// `execute` (which runs it, e.g. inside a span), and exits.
+    public static func main(_ type: any ParsableCommand.Type, arguments: [String]? = nil,
+                            execute: (inout any ParsableCommand) async throws -> Void) async -> Never {
+        do {
+            var command = try type.parseAsRoot(arguments)
+            try await execute(&command)
+            Glibc.exit(0)
         } catch {
+            exit(for: error, of: type)
+        }
+    }
+
+    /// Prints one line for `error` and exits with its code.
+    private static func exit(for error: any Error, of type: any ParsableCommand.Type) -> Never {
+        switch error {
+        case let error as UniError:
+            StandardStreams.writeError(error.message)
+            Glibc.exit(error.code == .invalidArgument ? 2 : 1)
+        case let exitCode as ExitCode:
+            Glibc.exit(exitCode.rawValue)
+        default:
             let code = type.exitCode(for: error)
             if code == .success {
                 print(type.fullMessage(for: error))
-                exit(0)
+                Glibc.exit(0)
             }
             // One line: the message names the bad value; --help has the rest.
             let message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             StandardStreams.writeError(message)
-            exit(code == .validationFailure ? 2 : code.rawValue)
+            Glibc.exit(code == .validationFailure ? 2 : code.rawValue)
         }
     }
 }

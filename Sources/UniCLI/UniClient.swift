@@ -3,13 +3,12 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Instrumentation
+import Tracing
+import UniCore
 #if canImport(Glibc)
 import Glibc
 #endif
-import UniCore
-import Instrumentation
-import Synchronization
-import Tracing
 
 /// A typed client for the daemon's API over `<data-dir>/unid.sock`.
 ///
@@ -17,11 +16,13 @@ import Tracing
 /// a daemon that cannot be reached gives `unavailable` with
 /// "cannot reach unid at <socket>: start it with `unid`".
 ///
-/// Each call is one HTTP/1.1 exchange on its own connection, run on its own
-/// thread with blocking POSIX I/O: no event loop to start (the CLI's start-up
-/// is on the path of every command) and no blocking of Swift's cooperative
-/// pool. When a tracer is bootstrapped, each call is a client span whose
-/// W3C context (`traceparent`) the daemon continues.
+/// Every call is one HTTP/1.1 exchange on its own connection with blocking
+/// POSIX I/O, in two flavours with the same names: the synchronous methods
+/// block the calling thread (the `uni` CLI: one short-lived task, no event
+/// loop or thread to start, docs/performance.md), and the `async` ones run
+/// the same exchange on a thread of their own, so they never block Swift's
+/// cooperative pool (embedders, tests). When a tracer is bootstrapped, each
+/// call is a client span whose W3C context (`traceparent`) the daemon continues.
 public struct UniClient: Sendable {
     /// The daemon's socket.
     public let socketPath: String
@@ -33,61 +34,59 @@ public struct UniClient: Sendable {
         self.socketPath = socketPath
     }
 
-    /// A console stream: byte chunks as the daemon sends them.
-    public typealias ByteStream = AsyncThrowingStream<[UInt8], any Error>
-
     /// `GET /v1/info`.
-    public func info() async throws -> DaemonInfo { try await call("GET", "/v1/info") }
+    public func info() throws -> DaemonInfo { try call("GET", "/v1/info") }
 
     /// `GET /v1/vms`: running VMs, or all with `all`.
-    public func list(all: Bool = false) async throws -> [VM] { try await call("GET", "/v1/vms" + (all ? "?all=true" : "")) }
+    public func list(all: Bool = false) throws -> [VM] { try call("GET", "/v1/vms" + (all ? "?all=true" : "")) }
 
     /// `POST /v1/vms`: creates a VM, and starts it unless `start` is false.
-    public func create(_ config: VMConfig, start: Bool = true) async throws -> VM {
-        try await call("POST", "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config))
+    public func create(_ config: VMConfig, start: Bool = true) throws -> VM {
+        try call("POST", "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config))
     }
 
     /// `POST /v1/vms?attach=true`: creates and starts a VM and streams its
-    /// console from the first byte. Returns the VM's id and the stream once
-    /// the VM is created; after the stream ends, ``wait(_:)`` gives the outcome.
-    public func createAttached(_ config: VMConfig) async throws -> (id: String, console: ByteStream) {
-        let (head, console) = try await stream("POST", "/v1/vms?attach=true", body: try JSONCoding.makeEncoder().encode(config))
+    /// console from the first byte. Returns the VM's id and the console once
+    /// the VM is created; after the console ends, ``wait(_:)`` gives the outcome.
+    public func createAttached(_ config: VMConfig) throws -> (id: String, console: ConsoleReader) {
+        let (head, console) = try stream("POST", "/v1/vms?attach=true", body: try JSONCoding.makeEncoder().encode(config))
         guard let id = head.headers["x-uni-vm-id"] else {
+            console.close()
             throw UniError(.internalError, "unid's attach answer has no X-Uni-VM-ID header")
         }
         return (id, console)
     }
 
     /// `GET /v1/vms/{ref}`.
-    public func inspect(_ reference: String) async throws -> VM { try await call("GET", path(reference)) }
+    public func inspect(_ reference: String) throws -> VM { try call("GET", path(reference)) }
 
     /// `POST /v1/vms/{ref}/start`.
-    public func start(_ reference: String) async throws -> VM { try await call("POST", path(reference, "start")) }
+    public func start(_ reference: String) throws -> VM { try call("POST", path(reference, "start")) }
 
     /// `POST /v1/vms/{ref}/stop`, with an optional timeout.
-    public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM {
+    public func stop(_ reference: String, timeout: Duration? = nil) throws -> VM {
         let query = timeout.map { "?timeout=\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)s" } ?? ""
-        return try await call("POST", path(reference, "stop") + query)
+        return try call("POST", path(reference, "stop") + query)
     }
 
     /// `POST /v1/vms/{ref}/kill`.
-    public func kill(_ reference: String) async throws -> VM { try await call("POST", path(reference, "kill")) }
+    public func kill(_ reference: String) throws -> VM { try call("POST", path(reference, "kill")) }
 
     /// `POST /v1/vms/{ref}/wait`: the final record once the VM has stopped.
-    public func wait(_ reference: String) async throws -> VM { try await call("POST", path(reference, "wait")) }
+    public func wait(_ reference: String) throws -> VM { try call("POST", path(reference, "wait")) }
 
     /// `DELETE /v1/vms/{ref}`.
-    public func remove(_ reference: String, force: Bool = false) async throws {
-        let _: Empty = try await call("DELETE", path(reference) + (force ? "?force=true" : ""))
+    public func remove(_ reference: String, force: Bool = false) throws {
+        let _: Empty = try call("DELETE", path(reference) + (force ? "?force=true" : ""))
     }
 
     /// `GET /v1/vms/{ref}/logs`: console bytes as they arrive. Returns once
     /// the response head is in (with `follow`, the daemon is then subscribed).
-    public func logs(_ reference: String, tail: Int? = nil, follow: Bool = false) async throws -> ByteStream {
+    public func logs(_ reference: String, tail: Int? = nil, follow: Bool = false) throws -> ConsoleReader {
         var query: [String] = []
         if let tail { query.append("tail=\(tail)") }
         if follow { query.append("follow=true") }
-        return try await stream("GET", path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
+        return try stream("GET", path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
     }
 
     /// The error for a daemon that cannot be reached.
@@ -120,14 +119,12 @@ public struct UniClient: Sendable {
         return result
     }
 
-    private func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil) async throws -> Result {
-        let (head, bytes) = try await traced(method, target) { headers in
-            try await Self.onOwnThread {
-                let connection = try UnixHTTPConnection(socketPath: socketPath)
-                try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
-                let head = try connection.readHead()
-                return (head, try connection.readBody(limit: Self.maximumBodyBytes))
-            }
+    private func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil) throws -> Result {
+        let (head, bytes) = try traced(method, target) { headers in
+            let connection = try UnixHTTPConnection(socketPath: socketPath)
+            try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
+            let head = try connection.readHead()
+            return (head, try connection.readBody(limit: Self.maximumBodyBytes))
         }
         guard head.status < 300 else { throw Self.error(from: bytes, head: head) }
         if Result.self == Empty.self, let empty = Empty() as? Result { return empty }
@@ -138,44 +135,27 @@ public struct UniClient: Sendable {
         }
     }
 
-    /// Sends a request whose answer streams: returns at the head, then a
-    /// thread of its own reads the body into the stream. Ending the
-    /// consumer's iteration closes the connection.
-    private func stream(_ method: String, _ target: String, body: Data?) async throws -> (head: HTTPResponseHead, body: ByteStream) {
-        let (head, connection) = try await traced(method, target) { headers in
-            try await Self.onOwnThread {
-                let connection = try UnixHTTPConnection(socketPath: socketPath)
-                try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
-                return (try connection.readHead(), SendableConnection(connection))
-            }
+    /// Sends a request whose answer streams; returns at the head.
+    private func stream(_ method: String, _ target: String, body: Data?) throws -> (head: HTTPResponseHead, body: ConsoleReader) {
+        let (head, connection) = try traced(method, target) { headers in
+            let connection = try UnixHTTPConnection(socketPath: socketPath)
+            try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
+            return (try connection.readHead(), connection)
         }
-        guard head.status < 300 else {
-            let bytes = try await Self.onOwnThread { try connection.value.readBody(limit: 1 << 20) }
-            throw Self.error(from: bytes, head: head)
-        }
-        let (stream, continuation) = ByteStream.makeStream()
-        continuation.onTermination = { _ in connection.value.shutdownNow() }
-        startThread {
-            do {
-                while let chunk = try connection.value.readBodyChunk() { continuation.yield(chunk) }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        return (head, stream)
+        guard head.status < 300 else { throw Self.error(from: try connection.readBody(limit: 1 << 20), head: head) }
+        return (head, ConsoleReader(connection))
     }
 
     /// Runs `exchange` in a client span (when a tracer is bootstrapped) with
     /// the span's context injected into the request headers.
-    private func traced<T>(_ method: String, _ target: String, _ exchange: ([(String, String)]) async throws -> (HTTPResponseHead, T)) async throws -> (HTTPResponseHead, T) {
-        try await withSpan(method, ofKind: .client) { span in
+    private func traced<T>(_ method: String, _ target: String, _ exchange: ([(String, String)]) throws -> (HTTPResponseHead, T)) throws -> (HTTPResponseHead, T) {
+        try withSpan(method, ofKind: .client) { span in
             span.attributes["http.request.method"] = method
             span.attributes["url.path"] = String(target.prefix { $0 != "?" })
             span.attributes["network.transport"] = "unix"
             var headers = self.headers
             InstrumentationSystem.instrument.inject(span.context, into: &headers, using: HeaderInjector())
-            let result = try await exchange(headers)
+            let result = try exchange(headers)
             span.attributes["http.response.status_code"] = result.0.status
             if result.0.status >= 400 { span.setStatus(SpanStatus(code: .error)) }
             return result
@@ -188,21 +168,93 @@ public struct UniClient: Sendable {
         }
         return UniError(.internalError, "unid answered \(head.status) \(head.reason)")
     }
+}
 
-    /// Runs blocking I/O on a new thread and resumes with its result.
-    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            startThread { continuation.resume(with: Result { try body() }) }
+/// A console streamed from the daemon, read with blocking calls.
+///
+/// ``next()`` and ``close()`` may be called from different threads (a
+/// reader blocked in `next()` returns `nil` once another thread closes).
+public final class ConsoleReader: @unchecked Sendable {
+    // Only the thread in `next()` touches the parser state; `close()` only
+    // shuts the socket down, which is safe at any time.
+    private let connection: UnixHTTPConnection
+
+    init(_ connection: UnixHTTPConnection) {
+        self.connection = connection
+    }
+
+    /// The next chunk of console bytes, or `nil` at the end of the console.
+    /// - Throws: ``UniError`` (`unavailable`) when the connection breaks mid-stream.
+    public func next() throws -> [UInt8]? {
+        try connection.readBodyChunk()
+    }
+
+    /// Stops the stream: a blocked ``next()`` returns.
+    public func close() {
+        connection.shutdownNow()
+    }
+
+    /// The rest of the console as an async stream, read on a thread of its
+    /// own; ending the iteration closes the connection.
+    public func stream() -> AsyncThrowingStream<[UInt8], any Error> {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        continuation.onTermination = { _ in self.close() }
+        startThread {
+            do {
+                while let chunk = try self.next() { continuation.yield(chunk) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
         }
+        return stream
     }
 }
 
-/// A connection handed between the thread that opens it and the one that
-/// reads its body: only one of them uses it at a time, and `shutdownNow`
-/// (from a cancelled consumer) is safe at any time.
-private struct SendableConnection: @unchecked Sendable {
-    let value: UnixHTTPConnection
-    init(_ value: UnixHTTPConnection) { self.value = value }
+// The same calls for async callers: each runs on a thread of its own.
+extension UniClient {
+    /// A console stream: byte chunks as the daemon sends them.
+    public typealias ByteStream = AsyncThrowingStream<[UInt8], any Error>
+
+    /// `GET /v1/info`.
+    public func info() async throws -> DaemonInfo { try await offThread { try $0.info() } }
+    /// `GET /v1/vms`.
+    public func list(all: Bool = false) async throws -> [VM] { try await offThread { try $0.list(all: all) } }
+    /// `POST /v1/vms`.
+    public func create(_ config: VMConfig, start: Bool = true) async throws -> VM { try await offThread { try $0.create(config, start: start) } }
+    /// `GET /v1/vms/{ref}`.
+    public func inspect(_ reference: String) async throws -> VM { try await offThread { try $0.inspect(reference) } }
+    /// `POST /v1/vms/{ref}/start`.
+    public func start(_ reference: String) async throws -> VM { try await offThread { try $0.start(reference) } }
+    /// `POST /v1/vms/{ref}/stop`.
+    public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM { try await offThread { try $0.stop(reference, timeout: timeout) } }
+    /// `POST /v1/vms/{ref}/kill`.
+    public func kill(_ reference: String) async throws -> VM { try await offThread { try $0.kill(reference) } }
+    /// `POST /v1/vms/{ref}/wait`.
+    public func wait(_ reference: String) async throws -> VM { try await offThread { try $0.wait(reference) } }
+    /// `DELETE /v1/vms/{ref}`.
+    public func remove(_ reference: String, force: Bool = false) async throws { try await offThread { try $0.remove(reference, force: force) } }
+
+    /// `POST /v1/vms?attach=true`, with the console as an async stream.
+    public func createAttached(_ config: VMConfig) async throws -> (id: String, console: ByteStream) {
+        let (id, reader) = try await offThread { try $0.createAttached(config) }
+        return (id, reader.stream())
+    }
+
+    /// `GET /v1/vms/{ref}/logs`, as an async stream.
+    public func logs(_ reference: String, tail: Int? = nil, follow: Bool = false) async throws -> ByteStream {
+        try await offThread { try $0.logs(reference, tail: tail, follow: follow) }.stream()
+    }
+
+    /// Runs a blocking call on a new thread, carrying the caller's trace context.
+    private func offThread<T: Sendable>(_ body: @escaping @Sendable (UniClient) throws -> T) async throws -> T {
+        let context = ServiceContext.current ?? .topLevel
+        return try await withCheckedThrowingContinuation { continuation in
+            startThread {
+                continuation.resume(with: Result { try ServiceContext.$current.withValue(context) { try body(self) } })
+            }
+        }
+    }
 }
 
 private struct HeaderInjector: Injector {

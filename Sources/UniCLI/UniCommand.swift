@@ -12,7 +12,7 @@ import UniCore
 /// Every command names itself (`commandName`): ArgumentParser otherwise
 /// derives the name from the type name at run time, through dynamic casts
 /// that cost the CLI's start-up ~0.5 ms (docs/performance.md).
-public struct UniCommand: AsyncParsableCommand {
+public struct UniCommand: ParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(
         commandName: "uni",
@@ -38,7 +38,7 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-struct Run: TracedCommand {
+struct Run: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and start a VM from a kernel or disk image; prints its id.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Path of a kernel image (ELF/PVH, bzImage) or a raw bootable disk image.") var image: String
@@ -53,19 +53,17 @@ struct Run: TracedCommand {
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
 
-    func execute() async throws {
+    func run() throws {
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
         ).validated()
         let client = global.client
         guard attach else {
-            print(try await client.create(config).id)
+            print(try client.create(config).id)
             return
         }
-        let exitCode = try await AttachedRun.run(client: client, config: config) { chunk in
-            StandardStreams.writeOutput(chunk)
-        }
+        let exitCode = try AttachedRun.run(client: client, config: config) { StandardStreams.writeOutput($0) }
         throw ExitCode(exitCode)
     }
 
@@ -77,15 +75,15 @@ struct Run: TracedCommand {
     }
 }
 
-struct PS: TracedCommand {
+struct PS: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List running VMs (all with -a).")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Show stopped and created VMs too.") var all = false
     @Flag(name: [.short, .long], help: "Print ids only.") var quiet = false
     @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
 
-    func execute() async throws {
-        let vms = try await global.client.list(all: all)
+    func run() throws {
+        let vms = try global.client.list(all: all)
         if quiet {
             print(vms.map(\.id.rawValue).joined(separator: "\n"), terminator: vms.isEmpty ? "" : "\n")
         } else {
@@ -94,7 +92,7 @@ struct PS: TracedCommand {
     }
 }
 
-struct Inspect: TracedCommand {
+struct Inspect: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Print VM records as JSON.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
@@ -103,15 +101,15 @@ struct Inspect: TracedCommand {
         if vms.isEmpty { throw ValidationError("give at least one VM name or id") }
     }
 
-    func execute() async throws {
+    func run() throws {
         let client = global.client
         var records: [VM] = []
-        for reference in vms { records.append(try await client.inspect(reference)) }
+        for reference in vms { records.append(try client.inspect(reference)) }
         print(records.count == 1 ? try CLIRendering.json(records[0]) : try CLIRendering.json(records), terminator: "")
     }
 }
 
-struct Logs: TracedCommand {
+struct Logs: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a VM's serial console.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM name, id or id prefix.") var vm: String
@@ -122,74 +120,65 @@ struct Logs: TracedCommand {
         if let tail, tail < 0 { throw ValidationError("invalid --tail '\(tail)': expected a whole number of lines, 0 or more") }
     }
 
-    func execute() async throws {
-        for try await chunk in try await global.client.logs(vm, tail: tail, follow: follow) {
-            StandardStreams.writeOutput(chunk)
-        }
+    func run() throws {
+        let console = try global.client.logs(vm, tail: tail, follow: follow)
+        while let chunk = try console.next() { StandardStreams.writeOutput(chunk) }
     }
 }
 
-struct Start: TracedCommand {
+struct Start: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "start", abstract: "Start created or stopped VMs.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func execute() async throws { try await forEach(vms) { print(try await global.client.start($0).name) } }
+    func run() throws { try forEach(vms) { print(try global.client.start($0).name) } }
 }
 
-struct Stop: TracedCommand {
+struct Stop: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop VMs: ACPI powerdown, then kill after the timeout.")
     @OptionGroup var global: GlobalOptions
     @Option(name: [.short, .long], help: "Wait this long before killing (e.g. 10s); default: unid's --stop-timeout.",
             transform: { try DurationParser.parse($0, flag: "--timeout") }) var timeout: Duration?
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func execute() async throws { try await forEach(vms) { print(try await global.client.stop($0, timeout: timeout).name) } }
+    func run() throws { try forEach(vms) { print(try global.client.stop($0, timeout: timeout).name) } }
 }
 
-struct Kill: TracedCommand {
+struct Kill: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "kill", abstract: "Kill VMs at once (SIGKILL to QEMU).")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func execute() async throws { try await forEach(vms) { print(try await global.client.kill($0).name) } }
+    func run() throws { try forEach(vms) { print(try global.client.kill($0).name) } }
 }
 
-struct Remove: TracedCommand {
+struct Remove: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove VMs (-f kills running ones first).")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Kill a running VM before removing it.") var force = false
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func execute() async throws {
-        try await forEach(vms) {
-            try await global.client.remove($0, force: force)
+    func run() throws {
+        try forEach(vms) {
+            try global.client.remove($0, force: force)
             print($0)
         }
     }
 }
 
-struct Info: TracedCommand {
+struct Info: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Show the daemon's version, accelerator and data dir.")
     @OptionGroup var global: GlobalOptions
-    func execute() async throws { print(try CLIRendering.json(try await global.client.info()), terminator: "") }
+    func run() throws { print(try CLIRendering.json(try global.client.info()), terminator: "") }
 }
 
-/// A command whose execution goes through ``UniCommandLine``'s wrapper.
-protocol TracedCommand: AsyncParsableCommand {
+/// A `uni` subcommand: it takes the global options.
+protocol UniSubcommand: ParsableCommand {
     var global: GlobalOptions { get }
-    func execute() async throws
-}
-
-extension TracedCommand {
-    func run() async throws {
-        guard let wrapper = UniCommandLine.wrapper else { return try await execute() }
-        try await wrapper.run(command: Self._commandName, traceAddress: global.traceAddr) { try await execute() }
-    }
 }
 
 /// Runs `body` for every reference, reporting each failure, and fails if any did.
-func forEach(_ references: [String], _ body: (String) async throws -> Void) async throws {
+func forEach(_ references: [String], _ body: (String) throws -> Void) throws {
     guard !references.isEmpty else { throw ValidationError("give at least one VM name or id") }
     var failure: UniError?
     for reference in references {
-        do { try await body(reference) } catch let error as UniError {
+        do { try body(reference) } catch let error as UniError {
             StandardStreams.writeError(error.message)
             failure = failure ?? error
         }

@@ -14,7 +14,7 @@ import Glibc
 /// the OTLP exporter, passes a wrapper that opens the `uni <command>` span.
 public protocol CommandWrapper: Sendable {
     /// Runs `body`, the command named `command`; `traceAddress` is its `--trace-addr`.
-    func run(command: String, traceAddress: String?, _ body: () async throws -> Void) async throws
+    func run(command: String, traceAddress: String?, _ body: () throws -> Void) async throws
 }
 
 /// The entry point of `uni` and `uni-otel`.
@@ -26,19 +26,27 @@ public protocol CommandWrapper: Sendable {
 /// or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `uni` replaces itself with the
 /// `uni-otel` installed next to it, with the same arguments.
 public enum UniCommandLine {
-    /// The wrapper of the running process's commands.
-    @TaskLocal static var wrapper: (any CommandWrapper)?
-
     /// The name of the executable that exports `uni`'s spans.
     public static let tracingExecutableName = "uni-otel"
 
-    /// Parses `arguments` (without the program name), runs the command, and exits.
-    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst()), wrapper: (any CommandWrapper)? = nil) async -> Never {
-        let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
-        let arguments = CommandLineEntry.hoistingGlobalOptions(arguments, subcommands: subcommands)
-        await $wrapper.withValue(wrapper) {
-            await CommandLineEntry.main(UniCommand.self, arguments: arguments)
+    /// Parses `arguments` (without the program name), runs the command on
+    /// this thread, and exits.
+    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        CommandLineEntry.synchronousMain(UniCommand.self, arguments: hoisted(arguments))
+    }
+
+    /// Parses `arguments`, runs the command through `wrapper`, and exits.
+    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst()), wrapper: any CommandWrapper) async -> Never {
+        await CommandLineEntry.main(UniCommand.self, arguments: hoisted(arguments)) { command in
+            let name = type(of: command)._commandName
+            let address = (command as? any UniSubcommand)?.global.traceAddr
+            try await wrapper.run(command: name, traceAddress: address) { try command.run() }
         }
+    }
+
+    private static func hoisted(_ arguments: [String]) -> [String] {
+        let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
+        return CommandLineEntry.hoistingGlobalOptions(arguments, subcommands: subcommands)
     }
 
     /// Whether `arguments` or `environment` ask for trace export.

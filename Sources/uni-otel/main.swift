@@ -15,11 +15,11 @@ import UniHTTP
 struct SpanPerCommand: CommandWrapper {
     /// Runs `body` traced when export is on, plainly otherwise; flushes the
     /// span before returning.
-    func run(command: String, traceAddress address: String?, _ body: () async throws -> Void) async throws {
+    func run(command: String, traceAddress address: String?, _ body: () throws -> Void) async throws {
         var logger = Logger(label: "uni")
         logger.logLevel = .error
         guard let backend = try TraceExport.makeBackend(serviceName: "uni", address: address, logger: logger) else {
-            return try await body()
+            return try body()
         }
         InstrumentationSystem.bootstrap(backend.tracer)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: backend.service)], logger: logger))
@@ -28,7 +28,7 @@ struct SpanPerCommand: CommandWrapper {
             let span = backend.tracer.startSpan("uni \(command)", context: .topLevel, ofKind: .client)
             var failure: (any Error)?
             do {
-                try await ServiceContext.$current.withValue(span.context) { try await body() }
+                try ServiceContext.$current.withValue(span.context) { try body() }
             } catch {
                 failure = error
                 if let error = error as? UniError {

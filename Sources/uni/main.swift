@@ -7,4 +7,4 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 if UniCommandLine.traceExportRequested(arguments: arguments) {
     UniCommandLine.execTracingExecutable(arguments: arguments)
 }
-await UniCommandLine.main(arguments: arguments)
+UniCommandLine.main(arguments: arguments)
