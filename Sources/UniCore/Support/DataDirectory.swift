@@ -34,8 +34,17 @@ public struct DataDirectory: Sendable, Hashable {
     public func vmDirectory(_ id: VMID) -> String { vmsDirectory + "/" + id.rawValue }
 
     /// Makes `path` absolute against the current directory and drops `.`/`..`.
+    /// Lexical only, like `URL.standardized`: symbolic links are not resolved.
     public static func absolute(_ path: String) -> String {
         let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        return URL(fileURLWithPath: joined).standardizedFileURL.path
+        var components: [Substring] = []
+        for component in joined.split(separator: "/") {
+            switch component {
+            case ".": continue
+            case "..": _ = components.popLast()
+            default: components.append(component)
+            }
+        }
+        return "/" + components.joined(separator: "/")
     }
 }

@@ -251,7 +251,7 @@ public actor VMManager: Service {
         let vm = VM(id: id, name: name, config: config, imageKind: kind, createdAt: configuration.now())
         let directory = configuration.dataDirectory.vmDirectory(id)
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileVMStore.makeFolder(directory)
             if durable { try await store.save(vm) } else { try await store.saveTransient(vm) }
             storeProblem = nil
         } catch {

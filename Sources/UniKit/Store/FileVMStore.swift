@@ -71,7 +71,7 @@ public struct FileVMStore: VMStore {
         let folder = dataDirectory.vmDirectory(vm.id)
         let path = recordPath(vm.id)
         do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileVMStore.makeFolder(folder)
             let data = try JSONCoding.makeEncoder(pretty: true).encode(vm)
             try FileVMStore.writeAtomically(data, to: path, sync: sync)
         } catch let error as UniError {
@@ -89,6 +89,13 @@ public struct FileVMStore: VMStore {
         } catch {
             throw UniError(.storeFailed, "cannot delete '\(path)': \(error.localizedDescription)")
         }
+    }
+
+    /// Creates `path` (mode 0700) and any missing parent; an existing folder is fine.
+    /// One `mkdir(2)` in the common case: this is on the way to every VM's boot.
+    static func makeFolder(_ path: String) throws {
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
     /// Writes `data` to `path` through a temporary file and a rename; with
