@@ -18,7 +18,8 @@ struct SpanPerCommand: CommandWrapper {
     func run(command: String, traceAddress address: String?, _ body: () throws -> Void) async throws {
         var logger = Logger(label: "uni")
         logger.logLevel = .error
-        guard let backend = try TraceExport.makeBackend(serviceName: "uni", address: address, logger: logger) else {
+        // A CLI must not hang on a collector that is down: its one span gets 1 s.
+        guard let backend = try TraceExport.makeBackend(serviceName: "uni", address: address, logger: logger, exportTimeout: .seconds(1)) else {
             return try body()
         }
         InstrumentationSystem.bootstrap(backend.tracer)

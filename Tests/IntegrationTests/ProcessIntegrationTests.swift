@@ -43,6 +43,37 @@ struct ProcessIntegrationTests {
         #expect(result.stderr == "error: cannot reach unid at \(dir.path)/unid.sock: start it with `unid`\n")
     }
 
+    @Test("uni hands trace export to the uni-otel next to it; without one it warns and still runs the command")
+    func tracingExecutable() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        // Next to the built uni: the command runs in uni-otel (its span export
+        // to a dead collector never fails the command).
+        let traced = try Host.runProduct("uni", ["ps"], environment: ["UNI_HOME": dir.path, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"])
+        #expect(traced.status == 1)
+        #expect(traced.stderr.hasPrefix("error: cannot reach unid at \(dir.path)/unid.sock"))
+        // A copy of uni alone in a folder.
+        let lonely = dir.path + "/bin/uni"
+        try FileManager.default.createDirectory(atPath: dir.path + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Host.binDirectory + "/uni", toPath: lonely)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: lonely)
+        process.arguments = ["ps", "--trace-addr", "127.0.0.1:9"]
+        process.environment = ["UNI_HOME": dir.path, "HOME": dir.path]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(stderr == """
+        warning: trace export needs \(dir.path)/bin/uni-otel (No such file or directory); running without it
+        error: cannot reach unid at \(dir.path)/unid.sock: start it with `unid`
+
+        """)
+    }
+
     @Test("a second unid on the same data dir exits with a clear error; a killed unid's VMs are recovered")
     func lockAndRecovery() async throws {
         let kernel = try Host.kernel()

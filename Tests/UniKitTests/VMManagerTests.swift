@@ -269,6 +269,46 @@ struct VMManagerTests {
         }
     }
 
+    @Test("run writes no record before starting, then starting (not fsynced) and running (durably); create alone is durable")
+    func persistenceOfARun() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(VMConfig(name: "web", image: harness.image))
+            let created = try await manager.create(VMConfig(name: "later", image: harness.image))
+            typealias Write = InMemoryVMStore.Write
+            #expect(harness.store.writes == [
+                Write(id: vm.id, state: .starting, durable: false),
+                Write(id: vm.id, state: .running, durable: true),
+                Write(id: created.id, state: .created, durable: true),
+            ])
+        }
+    }
+
+    @Test("load kills the QEMU a dead daemon spawned before it recorded the pid (qemu.pid)")
+    func recoveryFromPIDFile() async throws {
+        let harness = try Harness()
+        var orphan = VM(id: VMID.random(), name: "half", config: VMConfig(image: harness.image), imageKind: .kernel, createdAt: Date())
+        orphan.state = .starting
+        let directory = harness.directory.path + "/vms/" + orphan.id.rawValue
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A stand-in for QEMU: its command line names the VM's QMP socket, as QEMU's does.
+        let stand = Process()
+        stand.executableURL = URL(fileURLWithPath: "/bin/sh")
+        stand.arguments = ["-c", "read line", directory + "/qmp.sock"]
+        stand.standardInput = Pipe()
+        try stand.run()
+        try "\(stand.processIdentifier)\n".write(toFile: directory + "/qemu.pid", atomically: true, encoding: .utf8)
+        try await harness.store.save(orphan)
+        try await harness.run { manager in
+            let vm = try await manager.inspect("half")
+            #expect(vm.state == .stopped)
+            #expect(vm.daemonRecovered)
+        }
+        stand.waitUntilExit()
+        #expect(stand.terminationReason == .uncaughtSignal)
+        #expect(stand.terminationStatus == SIGKILL)
+    }
+
     @Test("graceful shutdown of the service stops every running VM")
     func shutdownStopsVMs() async throws {
         let harness = try Harness()

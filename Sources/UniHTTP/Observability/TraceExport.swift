@@ -36,8 +36,10 @@ public enum TraceExport {
     ///   - serviceName: `service.name` of the resource (`unid`, `uni`).
     ///   - address: `--trace-addr`; empty or `nil` defers to the `OTEL_*` variables.
     ///   - logger: where exporter errors go (rate limited to one a minute).
+    ///   - exportTimeout: how long one export may take; it also bounds how
+    ///     long a flush at shutdown waits for a collector that is down.
     /// - Throws: ``UniError`` (`invalidArgument`) when swift-otel rejects the configuration.
-    public static func makeBackend(serviceName: String, address: String?, logger: Logger) throws -> Backend? {
+    public static func makeBackend(serviceName: String, address: String?, logger: Logger, exportTimeout: Duration = .seconds(5)) throws -> Backend? {
         guard isEnabled(address: address) else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName
@@ -49,7 +51,7 @@ public enum TraceExport {
         configuration.logs.enabled = false
         configuration.traces.exporter = .otlp
         configuration.traces.otlpExporter.protocol = .grpc
-        configuration.traces.otlpExporter.timeout = .seconds(5)
+        configuration.traces.otlpExporter.timeout = exportTimeout
         configuration.traces.batchSpanProcessor.scheduleDelay = .milliseconds(500)
         if let address, !address.isEmpty { configuration.traces.otlpExporter.endpoint = endpointURL(address) }
         var diagnostics = logger

@@ -194,7 +194,7 @@ public actor VMManager: Service {
     /// Creates a VM and starts it; when the start fails nothing is left behind.
     /// - Throws: ``UniError`` from ``create(_:)`` or ``start(_:)``.
     public func run(_ config: VMConfig) async throws -> VM {
-        let vm = try await create(config, durable: false)
+        let vm = try await create(config, persisted: false)
         do {
             return try await start(vm.id.rawValue)
         } catch {
@@ -206,7 +206,7 @@ public actor VMManager: Service {
     /// Records a new VM in the `created` state.
     /// - Throws: ``UniError``: a bad config value, an unusable image, a duplicate name.
     public func create(_ config: VMConfig) async throws -> VM {
-        try await create(config, durable: true)
+        try await create(config, persisted: true)
     }
 
     /// Creates a VM, subscribes to its console, and starts it without
@@ -216,7 +216,7 @@ public actor VMManager: Service {
     /// ``wait(_:)``. The stream ends when the VM stops or is removed.
     /// - Throws: ``UniError`` from ``create(_:)``; start failures come through ``wait(_:)``.
     public func runAttached(_ config: VMConfig) async throws -> (vm: VM, console: AsyncStream<[UInt8]>) {
-        let vm = try await create(config, durable: false)
+        let vm = try await create(config, persisted: false)
         let console = try logs(vm.id.rawValue, follow: true)
         let reference = vm.id.rawValue
         Task {
@@ -229,13 +229,15 @@ public actor VMManager: Service {
         return (vm, console)
     }
 
-    /// `durable: false` when a start follows at once: the created record is
-    /// then written without fsync, and the start's record is the durable one.
-    private func create(_ config: VMConfig, durable: Bool) async throws -> VM {
-        try await traced(.create, reference: config.name) { try await self.createUntraced(config, durable: durable) }
+    /// `persisted: false` when a start follows at once: the VM then exists
+    /// in memory only until the start writes its first record (`starting`),
+    /// so a daemon that dies in between leaves nothing on disk, and the
+    /// boot is not held up by a write that the next one replaces.
+    private func create(_ config: VMConfig, persisted: Bool) async throws -> VM {
+        try await traced(.create, reference: config.name) { try await self.createUntraced(config, persisted: persisted) }
     }
 
-    private func createUntraced(_ config: VMConfig, durable: Bool) async throws -> VM {
+    private func createUntraced(_ config: VMConfig, persisted: Bool) async throws -> VM {
         var config = try config.validated()
         config.image = DataDirectory.absolute(config.image)
         let kind = try ImageInspector.kind(ofImageAt: config.image)
@@ -249,16 +251,18 @@ public actor VMManager: Service {
             throw UniError(.conflict, "the name '\(name)' is already used by vm \(other.id)")
         }
         let vm = VM(id: id, name: name, config: config, imageKind: kind, createdAt: configuration.now())
-        let directory = configuration.dataDirectory.vmDirectory(id)
-        do {
-            try FileVMStore.makeFolder(directory)
-            if durable { try await store.save(vm) } else { try await store.saveTransient(vm) }
-            storeProblem = nil
-        } catch {
-            try? FileManager.default.removeItem(atPath: directory)
-            let failure = (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
-            storeProblem = failure.message
-            throw failure
+        if persisted {
+            let directory = configuration.dataDirectory.vmDirectory(id)
+            do {
+                try FileVMStore.makeFolder(directory)
+                try await store.save(vm)
+                storeProblem = nil
+            } catch {
+                try? FileManager.default.removeItem(atPath: directory)
+                let failure = (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+                storeProblem = failure.message
+                throw failure
+            }
         }
         vms[id] = vm
         telemetry?.update(vms: Array(vms.values))
@@ -283,6 +287,12 @@ public actor VMManager: Service {
             throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "start"))
         }
         let previous = vm.state
+        let directory = configuration.dataDirectory.vmDirectory(id)
+        do {
+            try FileVMStore.makeFolder(directory)
+        } catch {
+            throw UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+        }
         vm.state = .starting
         vm.lastError = nil
         // Transient: no caller sees `starting`, and the `running` or
