@@ -45,6 +45,9 @@ public enum UniCommandLine {
     }
 
     private static func hoisted(_ arguments: [String]) -> [String] {
+        // The subcommand names cost every command's configuration: only
+        // when there is something to hoist.
+        guard arguments.first?.hasPrefix("--data-dir") == true else { return arguments }
         let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
         return CommandLineEntry.hoistingGlobalOptions(arguments, subcommands: subcommands)
     }
