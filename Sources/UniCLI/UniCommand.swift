@@ -11,9 +11,11 @@ import UniCore
 ///
 /// Every command names itself (`commandName`): ArgumentParser otherwise
 /// derives the name from the type name at run time, through dynamic casts
-/// that cost the CLI's start-up ~0.5 ms (docs/performance.md).
+/// that cost the CLI's start-up ~0.9 ms (docs/performance.md).
 public struct UniCommand: ParsableCommand {
+    /// The root command; ArgumentParser creates it while parsing.
     public init() {}
+    /// `uni`'s name, version and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
