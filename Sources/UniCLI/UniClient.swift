@@ -149,7 +149,10 @@ public struct UniClient: Sendable {
     /// Runs `exchange` in a client span (when a tracer is bootstrapped) with
     /// the span's context injected into the request headers.
     private func traced<T>(_ method: String, _ target: String, _ exchange: ([(String, String)]) throws -> (HTTPResponseHead, T)) throws -> (HTTPResponseHead, T) {
-        try withSpan(method, ofKind: .client) { span in
+        // Nothing bootstrapped (`uni`, most embedders): even a no-op span
+        // costs the CLI's start-up ~0.2 ms of first-use runtime work.
+        if InstrumentationSystem.instrument is NoOpInstrument { return try exchange(headers) }
+        return try withSpan(method, ofKind: .client) { span in
             span.attributes["http.request.method"] = method
             span.attributes["url.path"] = String(target.prefix { $0 != "?" })
             span.attributes["network.transport"] = "unix"
