@@ -30,6 +30,20 @@ struct ConsoleLogTests {
         }
     }
 
+    @Test("hasPrintedLine: set by the first newline of a boot, reset by prepare")
+    func firstLine() async throws {
+        try await TemporaryDirectory.with { dir in
+            let log = ConsoleLog(path: dir.path + "/console.log")
+            log.prepare()
+            log.append(Array("uni-gu".utf8))
+            #expect(!log.hasPrintedLine)
+            log.append(Array("est: booted\r\nmore".utf8))
+            #expect(log.hasPrintedLine)
+            log.prepare()
+            #expect(!log.hasPrintedLine)
+        }
+    }
+
     @Test("follow delivers the tail then new output, with nothing lost between")
     func follow() async throws {
         try await TemporaryDirectory.with { dir in

@@ -22,14 +22,15 @@ public final class ConsoleLog: Sendable {
         var size: Int
         var followers: [UInt64: AsyncStream<[UInt8]>.Continuation] = [:]
         var nextFollower: UInt64 = 0
+        var printedLine = false
     }
     private let state: Mutex<State>
 
-    /// Opens (or creates) the console log at `path`.
     deinit {
         state.withLock { closeFile(&$0) }
     }
 
+    /// Opens (or creates) the console log at `path`.
     public init(path: String, maximumFileBytes: Int = 1 << 20) {
         self.path = path
         self.maximumFileBytes = max(4096, maximumFileBytes)
@@ -37,10 +38,19 @@ public final class ConsoleLog: Sendable {
         state = Mutex(State(size: size))
     }
 
-    /// Opens the file for appending now, so the first console bytes of a
-    /// starting VM pay for no file creation. Appending opens it on demand too.
+    /// Marks the start of a boot: opens the file for appending now, so the
+    /// first console bytes pay for no file creation (appending opens it on
+    /// demand too), and resets ``hasPrintedLine``.
     public func prepare() {
-        state.withLock { openIfNeeded(&$0) }
+        state.withLock {
+            openIfNeeded(&$0)
+            $0.printedLine = false
+        }
+    }
+
+    /// Whether a whole line (a newline) was appended since ``prepare()``.
+    public var hasPrintedLine: Bool {
+        state.withLock { $0.printedLine }
     }
 
     /// Appends console output and hands it to every follower.
@@ -49,6 +59,7 @@ public final class ConsoleLog: Sendable {
         state.withLock { state in
             // Followers first: a live reader should not wait for the disk.
             for follower in state.followers.values { follower.yield(bytes) }
+            if !state.printedLine, bytes.contains(UInt8(ascii: "\n")) { state.printedLine = true }
             if state.size + bytes.count > maximumFileBytes, state.size > 0 {
                 closeFile(&state)
                 _ = rename(path, path + ".1")

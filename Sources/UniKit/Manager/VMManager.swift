@@ -210,8 +210,8 @@ public actor VMManager: Service {
     }
 
     /// Creates a VM, subscribes to its console, and starts it without
-    /// waiting: the console streams from QEMU's first byte while the start
-    /// is still being confirmed over QMP. A failed start removes the VM;
+    /// waiting: the console streams from QEMU's first byte, and the start is
+    /// confirmed once the first line is out (``StartConfirmation``). A failed start removes the VM;
     /// its final record (`stop_reason`, `last_error`) is still answered by
     /// ``wait(_:)``. The stream ends when the VM stops or is removed.
     /// - Throws: ``UniError`` from ``create(_:)``; start failures come through ``wait(_:)``.
@@ -221,13 +221,17 @@ public actor VMManager: Service {
         let reference = vm.id.rawValue
         Task {
             do {
-                _ = try await self.start(reference)
+                _ = try await self.start(reference, confirmation: VMManager.attachedConfirmation)
             } catch {
                 try? await self.remove(reference, force: true)
             }
         }
         return (vm, console)
     }
+
+    /// How an attached run's start is confirmed: someone is watching its
+    /// console, so the check waits for the first line (at most 250 ms).
+    static let attachedConfirmation = StartConfirmation.afterFirstLine(grace: .milliseconds(250))
 
     /// `persisted: false` when a start follows at once: the VM then exists
     /// in memory only until the start writes its first record (`starting`),
@@ -276,10 +280,14 @@ public actor VMManager: Service {
     ///   stopped; `conflict` for a busy host port; `hypervisorFailed` with
     ///   QEMU's stderr. A failed start leaves the VM stopped with `last_error`.
     public func start(_ reference: String) async throws -> VM {
-        try await traced(.start, reference: reference) { try await self.startUntraced(reference) }
+        try await start(reference, confirmation: .immediate)
     }
 
-    private func startUntraced(_ reference: String) async throws -> VM {
+    private func start(_ reference: String, confirmation: StartConfirmation) async throws -> VM {
+        try await traced(.start, reference: reference) { try await self.startUntraced(reference, confirmation: confirmation) }
+    }
+
+    private func startUntraced(_ reference: String, confirmation: StartConfirmation) async throws -> VM {
         let requested = ContinuousClock.now
         let id = try resolve(reference)
         var vm = vms[id]!
@@ -303,7 +311,7 @@ public actor VMManager: Service {
         console.prepare()
         let instance: any HypervisorInstance
         do {
-            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: configuration.dataDirectory.vmDirectory(id), console: console))
+            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation))
         } catch {
             let failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
             if var current = vms[id] {

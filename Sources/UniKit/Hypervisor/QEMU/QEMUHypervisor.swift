@@ -60,7 +60,7 @@ public struct QEMUHypervisor: Hypervisor {
         try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: request.directory + "/" + QEMUHypervisor.pidFileName, sync: false)
         let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
         do {
-            try await waitUntilRunning(instance)
+            try await waitUntilRunning(instance, confirmation: request.confirmation, console: console)
         } catch {
             process.send(SIGKILL)
             _ = await process.waitForTermination()
@@ -69,9 +69,15 @@ public struct QEMUHypervisor: Hypervisor {
         return instance
     }
 
-    private func waitUntilRunning(_ instance: QEMUInstance) async throws {
+    private func waitUntilRunning(_ instance: QEMUInstance, confirmation: StartConfirmation, console: ConsoleLog) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + startTimeout
+        if case .afterFirstLine(let grace) = confirmation {
+            let end = clock.now + grace
+            while !console.hasPrintedLine, instance.process.termination == nil, clock.now < end {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
         var lastError: (any Error)?
         while clock.now < deadline {
             if let termination = instance.process.termination {
