@@ -28,6 +28,9 @@ public struct HTTPResponseHead: Sendable, Hashable {
 final class UnixHTTPConnection {
     private let fd: Int32
     private var reader: HTTPResponseReader
+    /// One receive buffer for the connection's life: console chunks arrive
+    /// a few bytes at a time, and each read must not clear 64 KiB.
+    private var scratch = [UInt8](repeating: 0, count: 65_536)
 
     /// Connects to `socketPath`.
     /// - Throws: ``UniError`` (`unavailable`) when nothing listens there.
@@ -110,11 +113,10 @@ final class UnixHTTPConnection {
 
     /// Appends what the socket has to `buffer`; false at the end of the stream.
     private func fill(_ buffer: inout [UInt8]) throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
-                buffer += chunk[0..<count]
+                buffer += scratch[0..<count]
                 return true
             }
             if count == 0 { return false }
