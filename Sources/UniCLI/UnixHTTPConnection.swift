@@ -39,7 +39,7 @@ final class UnixHTTPConnection {
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard socketPath.utf8.count < capacity else {
-            throw UniError.invalid("socket path '\(socketPath)' is longer than \(capacity - 1) bytes")
+            throw UniError.invalid("socket path '\(socketPath)' is longer than the \(capacity - 1) bytes a Unix socket allows: use a shorter --data-dir")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: socketPath.utf8)

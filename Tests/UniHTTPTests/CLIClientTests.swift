@@ -57,6 +57,14 @@ struct CLIClientTests {
         }
     }
 
+    @Test("a data dir too deep for a Unix socket path is refused with what to do")
+    func longSocketPath() throws {
+        let path = "/tmp/" + String(repeating: "d", count: 120) + "/unid.sock"
+        let error = try #require(throws: UniError.self) { try UniClient(socketPath: path).info() }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message == "socket path '\(path)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
+    }
+
     @Test("references are percent-encoded in paths")
     func paths() {
         #expect(UniClient.percentEncoded("web-1_a.b~") == "web-1_a.b~")
