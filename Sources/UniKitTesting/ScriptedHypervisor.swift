@@ -30,6 +30,8 @@ public final class ScriptedHypervisor: Hypervisor {
     private let script: @Sendable (VM) -> Script
     private let instances: Mutex<[VMID: ScriptedInstance]>
     private let launches: Mutex<Int>
+    private let launchHolds = Mutex<[SuspensionPoint]>([])
+    private let orphans = Mutex<[VMID]>([])
 
     /// A hypervisor whose VMs follow `script`.
     public init(accelerator: Accelerator = .tcg, script: @escaping @Sendable (VM) -> Script = { _ in Script() }) {
@@ -45,13 +47,40 @@ public final class ScriptedHypervisor: Hypervisor {
     /// The latest instance of `id`, if it was launched.
     public func instance(for id: VMID) -> ScriptedInstance? { instances.withLock { $0[id] } }
 
+    /// Every instance launched and not ended yet: more than one per VM is a bug.
+    public var liveInstanceCount: [VMID: Int] {
+        allInstances.withLock { all in
+            all.reduce(into: [:]) { counts, entry in if !entry.instance.hasExited { counts[entry.id, default: 0] += 1 } }
+        }
+    }
+    private let allInstances = Mutex<[(id: VMID, instance: ScriptedInstance)]>([])
+
+    /// The VMs whose orphaned process a loading manager asked to stop.
+    public var orphansStopped: [VMID] { orphans.withLock { $0 } }
+
+    /// Holds the next launch (after it counted, before the VM runs) until
+    /// the returned point is released.
+    public func suspendNextLaunch() -> SuspensionPoint {
+        let point = SuspensionPoint()
+        launchHolds.withLock { $0.append(point) }
+        return point
+    }
+
+    public func stopOrphan(of vm: VM, directory: String) async -> Bool {
+        orphans.withLock { $0.append(vm.id) }
+        return false
+    }
+
     public func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance {
         launches.withLock { $0 += 1 }
+        let hold = launchHolds.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        await hold?.suspend()
         let script = script(request.vm)
         if let error = script.launchError { throw error }
         let instance = ScriptedInstance(pid: Int32.random(in: 10_000...99_999), honorsPowerdown: script.honorsPowerdown)
         request.console.append(Array(script.consoleOutput.utf8))
         instances.withLock { $0[request.vm.id] = instance }
+        allInstances.withLock { $0.append((request.vm.id, instance)) }
         if let code = script.exitsWith { instance.exit(code: code) }
         return instance
     }

@@ -1,6 +1,8 @@
 /// Where a VM is in its lifecycle.
 ///
-/// The allowed transitions are the table in `docs/architecture.md`:
+/// The allowed transitions are the table in `docs/architecture.md`, and
+/// ``canTransition(to:)`` is the only place in code that says them: every
+/// operation of `VMManager` checks it inside the VM's serial gate.
 ///
 /// | from | to | by |
 /// |---|---|---|
@@ -10,8 +12,10 @@
 /// | starting | stopped | launch failed (`last_error`) |
 /// | running | stopping | stop |
 /// | running, stopping | stopped | guest exit, stop, kill, QEMU crash |
-/// | starting | stopped | kill |
-/// | created, stopped | (removed) | rm; any state with `rm -f` |
+/// | created, stopped | (removed) | rm; `rm -f` kills a running or stopping VM first |
+///
+/// `kill` and `rm -f` of a `starting` VM wait (in the gate) until the start
+/// has ended, then act on `running` or `stopped`.
 public enum VMState: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
     /// Recorded, never started (or reset); no process.
     case created

@@ -10,6 +10,22 @@ public protocol Hypervisor: Sendable {
     /// - Throws: ``UniError`` with code `hypervisorFailed` (QEMU's stderr in the
     ///   message) or `conflict` (a host port in use); nothing is left running.
     func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance
+
+    /// Ends the process a dead daemon left running for `vm`, if it still
+    /// exists: called once per VM whose record says it had a process
+    /// (`starting`, `running`, `stopping`) when a manager loads.
+    /// Only the backend knows how to tell its own process from an unrelated
+    /// one that reuses the pid. The default finds none.
+    /// - Parameters:
+    ///   - vm: the record as the dead daemon left it (``VM/pid`` may be `nil`).
+    ///   - directory: the VM's runtime folder.
+    /// - Returns: whether a process was found and ended.
+    func stopOrphan(of vm: VM, directory: String) async -> Bool
+}
+
+extension Hypervisor {
+    /// A backend without processes of its own leaves no orphans.
+    public func stopOrphan(of vm: VM, directory: String) async -> Bool { false }
 }
 
 /// Everything a backend needs to launch one VM.

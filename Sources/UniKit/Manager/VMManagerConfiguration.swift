@@ -1,4 +1,5 @@
 import Foundation
+import Tracing
 
 /// Settings of a ``VMManager``; every root is injectable.
 public struct VMManagerConfiguration: Sendable {
@@ -10,8 +11,12 @@ public struct VMManagerConfiguration: Sendable {
     public var consoleLogMaximumBytes: Int
     /// How many removed VMs' final records are kept for `wait`.
     public var removedRecordsKept: Int
+    /// How often records that could not be saved (a full disk) are written again.
+    public var storeRetryInterval: Duration
     /// The wall clock used for record timestamps.
     public var now: @Sendable () -> Date
+    /// The clock that times stop timeouts and store retries.
+    public var clock: any Clock<Duration>
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -19,12 +24,37 @@ public struct VMManagerConfiguration: Sendable {
         stopTimeout: Duration = .seconds(10),
         consoleLogMaximumBytes: Int = 1 << 20,
         removedRecordsKept: Int = 256,
-        now: @escaping @Sendable () -> Date = { Date() }
+        storeRetryInterval: Duration = .seconds(5),
+        now: @escaping @Sendable () -> Date = { Date() },
+        clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.dataDirectory = dataDirectory
         self.stopTimeout = stopTimeout
         self.consoleLogMaximumBytes = consoleLogMaximumBytes
         self.removedRecordsKept = removedRecordsKept
+        self.storeRetryInterval = storeRetryInterval
         self.now = now
+        self.clock = clock
+    }
+}
+
+/// The backends a ``VMManager`` drives, in one value: the next ones
+/// (cgroups, health probes) join it rather than the manager's `init`.
+public struct VMManagerBackends: Sendable {
+    /// Where records live.
+    public var store: any VMStore
+    /// What runs the VMs.
+    public var hypervisor: any Hypervisor
+    /// Where metrics go (`nil`: none).
+    public var telemetry: VMTelemetry?
+    /// Where lifecycle spans go.
+    public var tracer: any Tracer
+
+    /// Groups the backends; telemetry and tracing are off by default.
+    public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer()) {
+        self.store = store
+        self.hypervisor = hypervisor
+        self.telemetry = telemetry
+        self.tracer = tracer
     }
 }

@@ -1,0 +1,27 @@
+/// The files of one VM inside `<data-dir>/vms/<id>/`: the one place that
+/// names them (docs/architecture.md, "Data dir").
+public struct VMDirectory: Sendable, Hashable {
+    /// The folder itself.
+    public let path: String
+
+    /// Wraps the folder at `path`.
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// The durable record.
+    public var recordPath: String { path + "/state.json" }
+    /// The serial console (rotated to `console.log.1`).
+    public var consolePath: String { path + "/console.log" }
+    /// QEMU's QMP control socket.
+    public var qmpSocketPath: String { path + "/qmp.sock" }
+    /// The QEMU pid, written right after the spawn, read by orphan recovery.
+    public var pidFilePath: String { path + "/qemu.pid" }
+    /// The 0600 `KEY=VALUE` file handed to the guest through fw_cfg.
+    public var environmentFilePath: String { path + "/env" }
+}
+
+extension DataDirectory {
+    /// The files of VM `id`.
+    public func files(of id: VMID) -> VMDirectory { VMDirectory(path: vmDirectory(id)) }
+}

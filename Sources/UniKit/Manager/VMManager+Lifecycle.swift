@@ -1,0 +1,326 @@
+import Foundation
+import Logging
+import Tracing
+
+extension VMManager {
+    // MARK: Create
+
+    /// Creates a VM and starts it; when the start fails nothing is left behind.
+    /// - Throws: ``UniError`` from ``create(_:)`` or ``start(_:)``.
+    public func run(_ config: VMConfig) async throws -> VM {
+        let vm = try await create(config, persisted: false)
+        return try await traced(.start, reference: vm.id.rawValue) {
+            try await self.withGate(vm.id.rawValue) { id, _ in
+                do {
+                    return try await self.startInGate(id, confirmation: .immediate)
+                } catch {
+                    // The VM was never told about as created: take it back.
+                    try? await self.deleteRecord(id)
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Records a new VM in the `created` state.
+    /// - Throws: ``UniError``: a bad config value, an unusable image, a duplicate name.
+    public func create(_ config: VMConfig) async throws -> VM {
+        try await create(config, persisted: true)
+    }
+
+    /// Creates a VM, subscribes to its console, and starts it without
+    /// waiting: the console streams from QEMU's first byte, and the start is
+    /// confirmed once the first line is out (``StartConfirmation``). A failed start removes the VM;
+    /// its final record (`stop_reason`, `last_error`) is still answered by
+    /// ``wait(_:)``. The stream ends when the VM stops or is removed.
+    /// - Throws: ``UniError`` from ``create(_:)``; start failures come through ``wait(_:)``.
+    public func runAttached(_ config: VMConfig) async throws -> (vm: VM, console: AsyncStream<[UInt8]>) {
+        let vm = try await create(config, persisted: false)
+        let console = try logs(vm.id.rawValue, follow: true)
+        let reference = vm.id.rawValue
+        Task {
+            do {
+                _ = try await self.start(reference, confirmation: VMManager.attachedConfirmation)
+            } catch {
+                try? await self.remove(reference, force: true)
+            }
+        }
+        return (vm, console)
+    }
+
+    /// How an attached run's start is confirmed: someone is watching its
+    /// console, so the check waits for the first line (at most 250 ms).
+    static let attachedConfirmation = StartConfirmation.afterFirstLine(grace: .milliseconds(250))
+
+    /// `persisted: false` when a start follows at once: the VM then exists
+    /// in memory only until the start writes its first record (`starting`),
+    /// so a daemon that dies in between leaves nothing on disk, and the
+    /// boot is not held up by a write that the next one replaces.
+    private func create(_ config: VMConfig, persisted: Bool) async throws -> VM {
+        try await traced(.create, reference: config.name) { try await self.createUntraced(config, persisted: persisted) }
+    }
+
+    private func createUntraced(_ config: VMConfig, persisted: Bool) async throws -> VM {
+        var config = try config.validated()
+        config.image = DataDirectory.absolute(config.image)
+        // Off the actor: a slow or blocking file must not stall the other requests.
+        let kind = try await VMManager.inspectImage(config.image)
+        if kind == .disk, let cmdline = config.kernelCommandLine, !cmdline.isEmpty {
+            throw UniError.invalid("--cmdline applies to kernel images only; '\(config.image)' is a disk image")
+        }
+        var id = VMID.random()
+        while table.contains(id) || gates.isHeld(id) { id = VMID.random() }
+        let name = config.name ?? "vm-" + id.rawValue.prefix(6)
+        // Held from here, across the write below, so two creates of one name cannot both pass.
+        try table.reserveName(name, for: id)
+        let vm = VM(id: id, name: name, config: config, imageKind: kind, createdAt: configuration.now())
+        if persisted {
+            let directory = configuration.dataDirectory.vmDirectory(id)
+            do {
+                try FileVMStore.makeFolder(directory)
+                try await persist("create vm \(name)") { try await self.store.save(vm) }
+            } catch {
+                table.releaseName(name)
+                try? FileManager.default.removeItem(atPath: directory)
+                throw (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error)")
+            }
+        }
+        table.put(vm)
+        telemetry?.update(vms: table.all)
+        consoles[id] = makeConsole(id)
+        logTransition(vm, from: "none", to: vm.state.rawValue)
+        return vm
+    }
+
+    nonisolated static func inspectImage(_ path: String) async throws -> ImageKind {
+        try ImageInspector.kind(ofImageAt: path)
+    }
+
+    // MARK: Start
+
+    /// Starts a created or stopped VM and returns once it runs.
+    /// - Throws: ``UniError``: `invalidState` when it is not created or
+    ///   stopped; `conflict` for a busy host port; `hypervisorFailed` with
+    ///   QEMU's stderr. A failed start leaves the VM stopped with `last_error`.
+    public func start(_ reference: String) async throws -> VM {
+        try await start(reference, confirmation: .immediate)
+    }
+
+    private func start(_ reference: String, confirmation: StartConfirmation) async throws -> VM {
+        try await traced(.start, reference: reference) {
+            try await self.withGate(reference) { id, _ in try await self.startInGate(id, confirmation: confirmation) }
+        }
+    }
+
+    /// The start itself; the caller holds the VM's gate.
+    private func startInGate(_ id: VMID, confirmation: StartConfirmation) async throws -> VM {
+        let requested = ContinuousClock.now
+        guard var vm = table[id] else { throw UniError(.notFound, "no such vm: \(id)") }
+        try VMManager.require(vm, canBecome: .starting, for: "start")
+        let previous = vm.state
+        let directory = configuration.dataDirectory.vmDirectory(id)
+        do {
+            try FileVMStore.makeFolder(directory)
+        } catch {
+            throw UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+        }
+        vm.state = .starting
+        vm.lastError = nil
+        // Transient: no caller sees `starting`, and the `running` or
+        // `stopped` record that follows is saved durably (docs/architecture.md).
+        try await commit(vm, from: previous, durable: false)
+        let console = console(of: id)
+        console.prepare()
+        let instance: any HypervisorInstance
+        do {
+            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation))
+        } catch {
+            let failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
+            vm.state = .stopped
+            vm.stopReason = .failedToStart
+            vm.lastError = failure.message
+            vm.finishedAt = configuration.now()
+            do {
+                try await commit(vm, from: .starting)
+            } catch {
+                keepUnsaved(vm, error)
+            }
+            console.finishFollowers()
+            resumeExitWaiters(vm)
+            throw failure
+        }
+        vm.state = .running
+        vm.pid = instance.pid
+        vm.accelerator = hypervisor.accelerator
+        vm.startedAt = configuration.now()
+        vm.finishedAt = nil
+        vm.exitCode = nil
+        vm.qemuExitStatus = nil
+        vm.exitSignal = nil
+        vm.stopReason = nil
+        vm.startCount += 1
+        do {
+            try await commit(vm, from: .starting)
+        } catch {
+            // Without a durable record the VM must not keep running.
+            instance.forceStop()
+            _ = await instance.waitForExit()
+            vm.state = .stopped
+            vm.pid = nil
+            vm.stopReason = .failedToStart
+            vm.lastError = (error as? UniError)?.message ?? "\(error)"
+            vm.finishedAt = configuration.now()
+            keepUnsaved(vm, error)
+            console.finishFollowers()
+            resumeExitWaiters(vm)
+            throw error
+        }
+        // Registered only after the commit, with no suspension in between, so
+        // an exit (even an instant one) is recorded after `running`, never before.
+        runtimes[id] = Runtime(instance: instance, intent: nil)
+        exitWatchContinuation.yield(ExitWatch(id: id, instance: instance))
+        telemetry?.recordStart(duration: ContinuousClock.now - requested)
+        return vm
+    }
+
+    // MARK: Stop and kill
+
+    /// Asks the guest to power off, waits up to `timeout` (the configured stop
+    /// timeout when `nil`), then kills QEMU. Returns the stopped record.
+    /// A second `stop` of a stopping VM waits for the same end.
+    /// - Throws: ``UniError``: `invalidState` when the VM is not running;
+    ///   `storeFailed` when it stopped but its record could not be saved.
+    public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM {
+        try await traced(.stop, reference: reference) { try await self.stopUntraced(reference, timeout: timeout) }
+    }
+
+    private func stopUntraced(_ reference: String, timeout: Duration?) async throws -> VM {
+        let (id, instance) = try await withGate(reference) { id, vm -> (VMID, any HypervisorInstance) in
+            guard let runtime = runtimes[id], vm.state == .running || vm.state == .stopping else {
+                throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "stop"))
+            }
+            if vm.state == .running {
+                var stopping = vm
+                stopping.state = .stopping
+                try await commit(stopping, from: .running)
+                runtimes[id]?.intent = .stopped
+                do {
+                    try await runtime.instance.requestPowerdown()
+                } catch {
+                    logger.warning("powerdown request failed; will kill after the timeout", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
+                }
+            }
+            return (id, runtime.instance)
+        }
+        // Outside the gate: a `kill` or `rm -f` meanwhile ends the wait early.
+        let limit = timeout ?? configuration.stopTimeout
+        let exit = await waitForExit(of: instance, timeout: limit) {
+            if self.runtimes[id]?.instance === instance, self.runtimes[id]?.intent == .stopped {
+                self.runtimes[id]?.intent = .stopTimeout
+            }
+            self.logger.info("stop timed out; killing", metadata: [LogKeys.vmID: "\(id)", "timeout": "\(limit)"])
+            instance.forceStop()
+        }
+        return try await recordExit(of: id, instance: instance, exit: exit)
+    }
+
+    /// Kills the VM's process at once (SIGKILL). Returns the stopped record.
+    /// - Throws: ``UniError``: `invalidState` when the VM is not running;
+    ///   `storeFailed` when it died but its record could not be saved.
+    public func kill(_ reference: String) async throws -> VM {
+        try await traced(.kill, reference: reference) {
+            try await self.withGate(reference) { id, vm in try await self.killInGate(id, vm) }
+        }
+    }
+
+    /// The kill itself; the caller holds the VM's gate, which it keeps until
+    /// the exit is recorded (a SIGKILLed QEMU ends within milliseconds).
+    private func killInGate(_ id: VMID, _ vm: VM) async throws -> VM {
+        guard let runtime = runtimes[id], vm.state.canTransition(to: .stopped), vm.state != .starting else {
+            throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "kill"))
+        }
+        runtimes[id]?.intent = .killed
+        runtime.instance.forceStop()
+        let exit = await runtime.instance.waitForExit()
+        return try await recordExitInGate(of: id, instance: runtime.instance, exit: exit)
+    }
+
+    // MARK: Remove
+
+    /// Removes a VM's record and folder. A running VM needs `force`, which kills it first.
+    /// - Throws: ``UniError`` (`invalidState`) for a running VM without `force`.
+    public func remove(_ reference: String, force: Bool = false) async throws {
+        _ = try await traced(.remove, reference: reference) {
+            try await self.withGate(reference) { id, vm -> VM in
+                var vm = vm
+                if vm.state.hasProcess {
+                    guard force else {
+                        throw UniError(.invalidState, "vm \(vm.name) is \(vm.state): stop it first or use rm -f")
+                    }
+                    vm = try await self.killInGate(id, vm)
+                }
+                // An auto-removed VM is already gone.
+                if self.table[id] != nil { try await self.deleteRecord(id) }
+                return vm
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Checks the transition table before an operation.
+    /// - Throws: ``UniError`` (`invalidState`) with the message for `operation`.
+    static func require(_ vm: VM, canBecome next: VMState, for operation: String) throws {
+        guard vm.state.canTransition(to: next) else {
+            throw UniError(.invalidState, stateMessage(vm, wanted: operation))
+        }
+    }
+
+    static func stateMessage(_ vm: VM, wanted operation: String) -> String {
+        switch (operation, vm.state) {
+        case ("start", .running), ("start", .starting): return "vm \(vm.name) is already \(vm.state)"
+        case ("start", .stopping): return "vm \(vm.name) is stopping: wait for it to stop, then start it"
+        case (_, .starting): return "vm \(vm.name) is starting: wait until it runs, then \(operation) it"
+        default: return "vm \(vm.name) is not running (state: \(vm.state))"
+        }
+    }
+
+    /// Runs one operation as a `vm.lifecycle` span with a `vm.<kind>` child,
+    /// counts it when it succeeds, and marks both spans failed when it throws.
+    func traced(_ kind: LifecycleOperation, reference: String?, _ body: () async throws -> VM) async throws -> VM {
+        let tracer = backends.tracer
+        let parent = tracer.startSpan(SpanNames.lifecycle, context: ServiceContext.current ?? .topLevel)
+        parent.attributes[SpanNames.operationAttribute] = kind.rawValue
+        let child = tracer.startSpan(SpanNames.operation(kind), context: parent.context)
+        defer {
+            child.end()
+            parent.end()
+        }
+        do {
+            let vm = try await ServiceContext.$current.withValue(child.context) { try await body() }
+            for span in [parent, child] {
+                span.attributes[SpanNames.vmIDAttribute] = vm.id.rawValue
+                span.attributes[SpanNames.vmNameAttribute] = vm.name
+                span.attributes[SpanNames.vmImageAttribute] = vm.config.image
+            }
+            telemetry?.recordOperation(kind)
+            return vm
+        } catch {
+            let code = (error as? UniError)?.code.description ?? "internal"
+            let known = reference.flatMap { reference in
+                (try? table.resolve(reference)).flatMap { table[$0] } ?? (try? VMID(reference)).flatMap { table.removedRecord($0) }
+            }
+            for span in [parent, child] {
+                if let known {
+                    span.attributes[SpanNames.vmIDAttribute] = known.id.rawValue
+                    span.attributes[SpanNames.vmNameAttribute] = known.name
+                    span.attributes[SpanNames.vmImageAttribute] = known.config.image
+                }
+                span.attributes[SpanNames.errorTypeAttribute] = code
+                span.recordError(error)
+                span.setStatus(SpanStatus(code: .error, message: (error as? UniError)?.message ?? "\(error)"))
+            }
+            throw error
+        }
+    }
+}

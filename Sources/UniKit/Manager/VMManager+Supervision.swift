@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+
+extension VMManager {
+    /// Stops every running VM (graceful, then forced after the stop timeout).
+    /// Failures are logged: at shutdown nobody else is there to hear them.
+    public func stopAll() async {
+        let running = table.all.filter { $0.state == .running || $0.state == .stopping }
+        await withTaskGroup(of: Void.self) { group in
+            for vm in running {
+                group.addTask {
+                    do {
+                        _ = try await self.stop(vm.id.rawValue, timeout: nil)
+                    } catch let error as UniError where error.code == .invalidState || error.code == .notFound {
+                        // Stopped or removed meanwhile: nothing left to do.
+                    } catch {
+                        self.logger.error("cannot stop vm at shutdown", metadata: [
+                            LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.error: "\(error)",
+                        ])
+                    }
+                }
+            }
+        }
+    }
+
+    /// The exit watcher of one process: records its end, whoever caused it.
+    func superviseExit(of watch: ExitWatch) async {
+        let exit = await watch.instance.waitForExit()
+        // A failed save is logged and retried by `retryUnsavedRecords`.
+        _ = try? await recordExit(of: watch.id, instance: watch.instance, exit: exit)
+    }
+
+    /// Records that `instance` of VM `id` ended, once: the first caller (the
+    /// exit watcher, `stop`, `kill`) writes the stopped record, later ones
+    /// get that same record.
+    /// - Throws: ``UniError`` (`storeFailed`) when the record could not be
+    ///   saved; the VM is stopped in memory all the same and saved later.
+    func recordExit(of id: VMID, instance: any HypervisorInstance, exit: VMExit) async throws -> VM {
+        try await withGate(id) { try await recordExitInGate(of: id, instance: instance, exit: exit) }
+    }
+
+    /// ``recordExit(of:instance:exit:)`` for a caller that holds the gate.
+    func recordExitInGate(of id: VMID, instance: any HypervisorInstance, exit: VMExit) async throws -> VM {
+        guard let runtime = runtimes[id], runtime.instance === instance, var vm = table[id] else {
+            if let recorded = recordedExits[id], recorded.instance == ObjectIdentifier(instance) { return recorded.vm }
+            if let vm = table[id] ?? table.removedRecord(id) { return vm }
+            throw UniError(.notFound, "no such vm: \(id)")
+        }
+        runtimes[id] = nil
+        let from = vm.state
+        vm.state = .stopped
+        vm.pid = nil
+        vm.finishedAt = configuration.now()
+        vm.exitCode = exit.exitCode
+        vm.qemuExitStatus = exit.processStatus
+        vm.exitSignal = exit.signal
+        vm.stopReason = runtime.intent ?? (exit.signal != nil ? .crashed : .exited)
+        if vm.stopReason == .crashed {
+            vm.lastError = "qemu was killed by signal \(exit.signal ?? 0)"
+        }
+        var failure: (any Error)?
+        do {
+            try await commit(vm, from: from, extra: [LogKeys.exitCode: "\(exit.exitCode)", LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
+        } catch {
+            // The process is gone whatever the disk says: memory tells the truth.
+            keepUnsaved(vm, error)
+            logTransition(vm, from: from.rawValue, to: vm.state.rawValue, extra: ["saved": "false"])
+            failure = error
+        }
+        recordedExits[id] = (ObjectIdentifier(instance), vm)
+        consoles[id]?.finishFollowers()
+        resumeExitWaiters(vm)
+        if failure == nil, vm.config.autoRemove {
+            do {
+                try await deleteRecord(id)
+            } catch {
+                logger.error("cannot auto-remove vm", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
+            }
+        }
+        if let failure {
+            let reason = (failure as? UniError)?.message ?? "\(failure)"
+            throw UniError(.storeFailed, "vm \(vm.name) \(vm.stopReason.map(VMManager.describe) ?? "stopped") (exit code \(exit.exitCode)), but \(reason); unid keeps retrying the write (see /health)")
+        }
+        return vm
+    }
+
+    /// Makes `vm` the current record although the store refused it, and
+    /// queues it for ``retryUnsavedRecords()``. Callers hold the VM's gate.
+    func keepUnsaved(_ vm: VM, _ error: any Error) {
+        table.put(vm)
+        unsaved[vm.id] = (error as? UniError)?.message ?? "\(error)"
+        telemetry?.update(vms: table.all)
+        logger.error("cannot save vm record; will retry", metadata: [
+            LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "state": "\(vm.state)", LogKeys.error: "\(unsaved[vm.id] ?? "")",
+        ])
+    }
+
+    /// Writes again, every ``VMManagerConfiguration/storeRetryInterval``,
+    /// the records a failing store refused, until cancelled.
+    func retryUnsavedRecords() async {
+        while !Task.isCancelled {
+            do {
+                try await configuration.clock.sleep(for: configuration.storeRetryInterval)
+            } catch {
+                return
+            }
+            await saveUnsavedRecords()
+        }
+    }
+
+    /// One pass over the unsaved records; tests call it directly.
+    public func saveUnsavedRecords() async {
+        for id in unsaved.keys.sorted() {
+            _ = try? await withGate(id) {
+                guard unsaved[id] != nil, let vm = table[id] else { return }
+                do {
+                    try await commit(vm, from: vm.state)
+                    logger.info("saved vm record after an earlier failure", metadata: [LogKeys.vmID: "\(id)", "state": "\(vm.state)"])
+                    if vm.state == .stopped, vm.config.autoRemove { try await deleteRecord(id) }
+                } catch {
+                    unsaved[id] = (error as? UniError)?.message ?? "\(error)"
+                }
+            }
+        }
+    }
+
+    /// Waits for `instance` to exit; after `timeout` runs `onTimeout` (which
+    /// must end the process) and keeps waiting. The exit waiter cannot be
+    /// cancelled, so the timeout path ends the process rather than the wait.
+    func waitForExit(of instance: any HypervisorInstance, timeout: Duration, onTimeout: () -> Void) async -> VMExit {
+        let clock = configuration.clock
+        return await withTaskGroup(of: VMExit?.self) { group in
+            group.addTask { await instance.waitForExit() }
+            group.addTask {
+                try? await clock.sleep(for: timeout)
+                return nil
+            }
+            while let next = await group.next() {
+                if let exit = next {
+                    group.cancelAll()
+                    return exit
+                }
+                onTimeout()
+            }
+            return await instance.waitForExit()
+        }
+    }
+
+    static func describe(_ reason: StopReason) -> String {
+        switch reason {
+        case .exited: return "exited"
+        case .stopped: return "stopped"
+        case .stopTimeout: return "was killed after its stop timeout"
+        case .killed: return "was killed"
+        case .crashed: return "crashed"
+        case .failedToStart: return "failed to start"
+        case .daemonRecovered: return "was recovered"
+        }
+    }
+}
