@@ -67,15 +67,7 @@ public final class ConsoleLog: Sendable {
             }
             openIfNeeded(&state)
             guard state.descriptor >= 0 else { return }
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(state.descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { break }
-                    offset += written
-                }
-            }
+            _ = bytes.withUnsafeBytes { POSIXIO.writeAll(state.descriptor, $0) }
             state.size += bytes.count
         }
     }
