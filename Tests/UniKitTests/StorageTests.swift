@@ -78,9 +78,50 @@ struct FileVMStoreTests {
             #expect(text.contains("\"host_port\" : 8080"))
             let loaded = try await store.loadAll()
             #expect(loaded.vms == [vm])
-            #expect(!FileManager.default.fileExists(atPath: store.recordPath(vm.id) + ".tmp"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/vms/\(vm.id)") == ["state.json"])
             let mode = try FileManager.default.attributesOfItem(atPath: store.recordPath(vm.id))[.posixPermissions] as? Int
             #expect(mode == 0o600)
+        }
+    }
+
+    @Test("concurrent writes of one record all succeed and leave one whole file, no temporary")
+    func concurrentWrites() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let base = sampleVM()
+            let versions = (0..<64).map { index in
+                var vm = base
+                vm.name = "web-\(index)"
+                return vm
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, vm) in versions.enumerated() {
+                    group.addTask { index.isMultiple(of: 2) ? try await store.save(vm) : try await store.saveTransient(vm) }
+                }
+                try await group.waitForAll()
+            }
+            let folder = dir.path + "/vms/\(base.id)"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["state.json"])
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.problems.isEmpty)
+            #expect(snapshot.vms.count == 1)
+            #expect(versions.contains(snapshot.vms.first ?? base))
+        }
+    }
+
+    @Test("a temporary file left by a crash is not read as a record and is removed by delete")
+    func leftoverTemporary() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let vm = sampleVM()
+            try await store.save(vm)
+            let leftover = store.recordPath(vm.id) + ".tmp.4242.7"
+            try "{ half a rec".write(toFile: leftover, atomically: false, encoding: .utf8)
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms == [vm])
+            #expect(snapshot.problems.isEmpty)
+            try await store.delete(vm.id)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/vms/\(vm.id)").isEmpty)
         }
     }
 
