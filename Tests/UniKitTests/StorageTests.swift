@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import UniKit
 import UniKitTesting
@@ -55,6 +56,50 @@ struct ConsoleLogTests {
             var received = [UInt8]()
             for await chunk in stream { received += chunk }
             #expect(String(decoding: received, as: UTF8.self) == "before\nafter\n")
+        }
+    }
+
+    @Test("a full disk: bytes are counted as dropped, reported once, and still reach followers")
+    func fullDisk() async throws {
+        try await TemporaryDirectory.with { dir in
+            // Writes to /dev/full fail with ENOSPC, even for root.
+            try FileManager.default.createSymbolicLink(atPath: dir.path + "/console.log", withDestinationPath: "/dev/full")
+            let failures = Mutex<[ConsoleLog.WriteFailure]>([])
+            let log = ConsoleLog(path: dir.path + "/console.log") { failure in failures.withLock { $0.append(failure) } }
+            let stream = log.follow(tail: 0)
+            let chunks = ["boot\n", "more output\n", "end\n"]
+            for chunk in chunks { log.append(Array(chunk.utf8)) }
+            log.finishFollowers()
+            var received = [UInt8]()
+            for await chunk in stream { received += chunk }
+
+            #expect(String(decoding: received, as: UTF8.self) == chunks.joined())
+            #expect(log.droppedBytes == chunks.joined().utf8.count)
+            #expect(failures.withLock { $0 } == [ConsoleLog.WriteFailure(path: dir.path + "/console.log", reason: "No space left on device", droppedBytes: 5)])
+        }
+    }
+
+    @Test("a file that cannot be opened is reported once per run of failures; a reopen starts a new run")
+    func openFailure() async throws {
+        try await TemporaryDirectory.with { dir in
+            let folder = dir.path + "/gone"
+            let path = folder + "/console.log"
+            let failures = Mutex<[ConsoleLog.WriteFailure]>([])
+            let log = ConsoleLog(path: path) { failure in failures.withLock { $0.append(failure) } }
+            log.append(Array("one\n".utf8))
+            log.append(Array("two\n".utf8))
+            #expect(log.droppedBytes == 8)
+            #expect(failures.withLock { $0.map(\.reason) } == ["No such file or directory"])
+
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            log.append(Array("three\n".utf8))
+            #expect(String(decoding: log.tail(lines: nil), as: UTF8.self) == "three\n")
+
+            log.finishFollowers()
+            try FileManager.default.removeItem(atPath: folder)
+            log.append(Array("four\n".utf8))
+            #expect(log.droppedBytes == 13)
+            #expect(failures.withLock { $0.map(\.droppedBytes) } == [4, 5])
         }
     }
 }
