@@ -37,10 +37,13 @@ let package = Package(
             name: "UniCore",
             swiftSettings: strictSettings
         ),
+        // The few libc calls Swift's Glibc module does not declare.
+        .target(name: "CUniSystem"),
         .target(
             name: "UniKit",
             dependencies: [
                 "UniCore",
+                "CUniSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

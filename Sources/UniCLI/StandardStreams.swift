@@ -1,3 +1,4 @@
+import UniCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,14 +21,9 @@ enum StandardStreams {
         write(Array("warning: \(message)\n".utf8), to: STDERR_FILENO)
     }
 
+    /// Failures are dropped: a closed terminal has no one left to tell.
     private static func write(_ bytes: [UInt8], to fd: Int32) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            offset += written
-        }
+        _ = bytes.withUnsafeBytes { POSIXIO.writeAll(fd, $0) }
     }
 }
 

@@ -100,14 +100,8 @@ final class UnixHTTPConnection {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw UniError(.unavailable, "unid closed the connection: \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        if let code = bytes.withUnsafeBytes({ POSIXIO.writeAll(fd, $0, noSignal: true) }) {
+            throw UniError(.unavailable, "unid closed the connection: \(String(cString: strerror(code)))")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import UniKit
 import UniKitTesting
@@ -57,6 +58,50 @@ struct ConsoleLogTests {
             #expect(String(decoding: received, as: UTF8.self) == "before\nafter\n")
         }
     }
+
+    @Test("a full disk: bytes are counted as dropped, reported once, and still reach followers")
+    func fullDisk() async throws {
+        try await TemporaryDirectory.with { dir in
+            // Writes to /dev/full fail with ENOSPC, even for root.
+            try FileManager.default.createSymbolicLink(atPath: dir.path + "/console.log", withDestinationPath: "/dev/full")
+            let failures = Mutex<[ConsoleLog.WriteFailure]>([])
+            let log = ConsoleLog(path: dir.path + "/console.log") { failure in failures.withLock { $0.append(failure) } }
+            let stream = log.follow(tail: 0)
+            let chunks = ["boot\n", "more output\n", "end\n"]
+            for chunk in chunks { log.append(Array(chunk.utf8)) }
+            log.finishFollowers()
+            var received = [UInt8]()
+            for await chunk in stream { received += chunk }
+
+            #expect(String(decoding: received, as: UTF8.self) == chunks.joined())
+            #expect(log.droppedBytes == chunks.joined().utf8.count)
+            #expect(failures.withLock { $0 } == [ConsoleLog.WriteFailure(path: dir.path + "/console.log", reason: "No space left on device", droppedBytes: 5)])
+        }
+    }
+
+    @Test("a file that cannot be opened is reported once per run of failures; a reopen starts a new run")
+    func openFailure() async throws {
+        try await TemporaryDirectory.with { dir in
+            let folder = dir.path + "/gone"
+            let path = folder + "/console.log"
+            let failures = Mutex<[ConsoleLog.WriteFailure]>([])
+            let log = ConsoleLog(path: path) { failure in failures.withLock { $0.append(failure) } }
+            log.append(Array("one\n".utf8))
+            log.append(Array("two\n".utf8))
+            #expect(log.droppedBytes == 8)
+            #expect(failures.withLock { $0.map(\.reason) } == ["No such file or directory"])
+
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            log.append(Array("three\n".utf8))
+            #expect(String(decoding: log.tail(lines: nil), as: UTF8.self) == "three\n")
+
+            log.finishFollowers()
+            try FileManager.default.removeItem(atPath: folder)
+            log.append(Array("four\n".utf8))
+            #expect(log.droppedBytes == 13)
+            #expect(failures.withLock { $0.map(\.droppedBytes) } == [4, 5])
+        }
+    }
 }
 
 @Suite("File VM store")
@@ -78,9 +123,50 @@ struct FileVMStoreTests {
             #expect(text.contains("\"host_port\" : 8080"))
             let loaded = try await store.loadAll()
             #expect(loaded.vms == [vm])
-            #expect(!FileManager.default.fileExists(atPath: store.recordPath(vm.id) + ".tmp"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/vms/\(vm.id)") == ["state.json"])
             let mode = try FileManager.default.attributesOfItem(atPath: store.recordPath(vm.id))[.posixPermissions] as? Int
             #expect(mode == 0o600)
+        }
+    }
+
+    @Test("concurrent writes of one record all succeed and leave one whole file, no temporary")
+    func concurrentWrites() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let base = sampleVM()
+            let versions = (0..<64).map { index in
+                var vm = base
+                vm.name = "web-\(index)"
+                return vm
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, vm) in versions.enumerated() {
+                    group.addTask { index.isMultiple(of: 2) ? try await store.save(vm) : try await store.saveTransient(vm) }
+                }
+                try await group.waitForAll()
+            }
+            let folder = dir.path + "/vms/\(base.id)"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["state.json"])
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.problems.isEmpty)
+            #expect(snapshot.vms.count == 1)
+            #expect(versions.contains(snapshot.vms.first ?? base))
+        }
+    }
+
+    @Test("a temporary file left by a crash is not read as a record and is removed by delete")
+    func leftoverTemporary() async throws {
+        try await TemporaryDirectory.with { dir in
+            let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
+            let vm = sampleVM()
+            try await store.save(vm)
+            let leftover = store.recordPath(vm.id) + ".tmp.4242.7"
+            try "{ half a rec".write(toFile: leftover, atomically: false, encoding: .utf8)
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms == [vm])
+            #expect(snapshot.problems.isEmpty)
+            try await store.delete(vm.id)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/vms/\(vm.id)").isEmpty)
         }
     }
 

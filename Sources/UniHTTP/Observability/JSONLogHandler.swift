@@ -131,17 +131,8 @@ public struct LogSink: Sendable {
 
     /// Writes one whole line.
     public func write(_ line: [UInt8]) {
-        LogSink.lock.withLock { _ in
-            line.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return }
-                    offset += written
-                }
-            }
-        }
+        // A log line that cannot be written has nowhere else to go.
+        _ = LogSink.lock.withLock { _ in line.withUnsafeBytes { POSIXIO.writeAll(descriptor, $0) } }
     }
 }
 

@@ -11,11 +11,37 @@ import Glibc
 /// Rotation keeps the newest output: when `console.log` would pass
 /// ``maximumFileBytes`` it becomes `console.log.1` (replacing the older one),
 /// so the disk holds at most twice that much per VM.
+///
+/// Output that cannot be written to disk (a full disk, an I/O error, a file
+/// that cannot be opened) still reaches followers; it is counted in
+/// ``droppedBytes`` and reported once per run of failures to the handler
+/// given at init.
 public final class ConsoleLog: Sendable {
+    /// Output lost on the way to disk: reported by ``ConsoleLog`` when a
+    /// write (or the open before it) fails after a success, or after the
+    /// file was opened.
+    public struct WriteFailure: Sendable, Hashable {
+        /// The file that could not be written.
+        public var path: String
+        /// Why, as `strerror` words it: `No space left on device`.
+        public var reason: String
+        /// The bytes of the append that failed; later failures of the same
+        /// run are only added to ``ConsoleLog/droppedBytes``.
+        public var droppedBytes: Int
+
+        /// A failure to write `droppedBytes` bytes to `path`, for `reason`.
+        public init(path: String, reason: String, droppedBytes: Int) {
+            self.path = path
+            self.reason = reason
+            self.droppedBytes = droppedBytes
+        }
+    }
+
     /// The path of the current file.
     public let path: String
     /// The size at which the current file is rotated.
     public let maximumFileBytes: Int
+    private let onWriteFailure: (@Sendable (WriteFailure) -> Void)?
 
     private struct State {
         var descriptor: Int32 = -1
@@ -23,6 +49,9 @@ public final class ConsoleLog: Sendable {
         var followers: [UInt64: AsyncStream<[UInt8]>.Continuation] = [:]
         var nextFollower: UInt64 = 0
         var printedLine = false
+        var droppedBytes = 0
+        /// Inside a run of failures, which was already reported.
+        var failing = false
     }
     private let state: Mutex<State>
 
@@ -31,9 +60,13 @@ public final class ConsoleLog: Sendable {
     }
 
     /// Opens (or creates) the console log at `path`.
-    public init(path: String, maximumFileBytes: Int = 1 << 20) {
+    /// - Parameter onWriteFailure: called, on the appending thread and
+    ///   outside any lock, with the first failure of each run of failures to
+    ///   write the file, so a full disk is reported once rather than per chunk.
+    public init(path: String, maximumFileBytes: Int = 1 << 20, onWriteFailure: (@Sendable (WriteFailure) -> Void)? = nil) {
         self.path = path
         self.maximumFileBytes = max(4096, maximumFileBytes)
+        self.onWriteFailure = onWriteFailure
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
         state = Mutex(State(size: size))
     }
@@ -43,9 +76,16 @@ public final class ConsoleLog: Sendable {
     /// demand too), and resets ``hasPrintedLine``.
     public func prepare() {
         state.withLock {
-            openIfNeeded(&$0)
+            _ = openIfNeeded(&$0)
             $0.printedLine = false
         }
+    }
+
+    /// Bytes that could not be written to disk since this log was created;
+    /// followers received them all the same. An append cut short by the
+    /// failure counts whole, though part of it may be on disk.
+    public var droppedBytes: Int {
+        state.withLock { $0.droppedBytes }
     }
 
     /// Whether a whole line (a newline) was appended since ``prepare()``.
@@ -56,7 +96,7 @@ public final class ConsoleLog: Sendable {
     /// Appends console output and hands it to every follower.
     public func append(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        state.withLock { state in
+        let failure = state.withLock { state -> WriteFailure? in
             // Followers first: a live reader should not wait for the disk.
             for follower in state.followers.values { follower.yield(bytes) }
             if !state.printedLine, bytes.contains(UInt8(ascii: "\n")) { state.printedLine = true }
@@ -65,23 +105,28 @@ public final class ConsoleLog: Sendable {
                 _ = rename(path, path + ".1")
                 state.size = 0
             }
-            openIfNeeded(&state)
-            guard state.descriptor >= 0 else { return }
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(state.descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { break }
-                    offset += written
-                }
+            let code = openIfNeeded(&state) ?? bytes.withUnsafeBytes { POSIXIO.writeAll(state.descriptor, $0) }
+            guard let code else {
+                state.size += bytes.count
+                state.failing = false
+                return nil
             }
-            state.size += bytes.count
+            state.droppedBytes += bytes.count
+            guard !state.failing else { return nil }
+            state.failing = true
+            return WriteFailure(path: path, reason: String(cString: strerror(code)), droppedBytes: bytes.count)
         }
+        if let failure { onWriteFailure?(failure) }
     }
 
-    private func openIfNeeded(_ state: inout State) {
-        if state.descriptor < 0 { state.descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
+    /// Opens the file unless it is open; a fresh descriptor starts a new
+    /// run of failures. Returns the `errno` when the open fails.
+    private func openIfNeeded(_ state: inout State) -> Int32? {
+        guard state.descriptor < 0 else { return nil }
+        state.descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard state.descriptor >= 0 else { return errno }
+        state.failing = false
+        return nil
     }
 
     private func closeFile(_ state: inout State) {

@@ -1,3 +1,4 @@
+import CUniSystem
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -9,8 +10,10 @@ import Glibc
 /// blocked in `waitpid`.
 ///
 /// The child gets its own process group (a Ctrl-C meant for the daemon does
-/// not reach it) and default signal dispositions (the daemon's ignored
-/// signals are not inherited).
+/// not reach it), default signal dispositions (the daemon's ignored
+/// signals are not inherited) and no descriptor but 0, 1 and 2: SwiftNIO
+/// opens its sockets without close-on-exec, and a QEMU holding unid's
+/// listening socket would keep `uni` waiting on a dead daemon.
 final class ChildProcess: Sendable {
     /// How the process ended, from `waitpid`.
     enum Termination: Sendable, Hashable {
@@ -33,8 +36,9 @@ final class ChildProcess: Sendable {
         var stderrPipe: [Int32] = [-1, -1]
         guard ChildProcess.makePipe(&stdoutPipe) else { throw ChildProcess.spawnError(executable, errno) }
         guard ChildProcess.makePipe(&stderrPipe) else {
-            close(stdoutPipe[0]); close(stdoutPipe[1])
-            throw ChildProcess.spawnError(executable, errno)
+            let code = errno
+            ChildProcess.closePipes(stdoutPipe)
+            throw ChildProcess.spawnError(executable, code)
         }
 
         var actions = posix_spawn_file_actions_t()
@@ -43,6 +47,13 @@ final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        // Last, after the dup2s: closes every other descriptor, including
+        // ones opened without close-on-exec by code that is not ours.
+        let closeFrom = cuni_spawn_file_actions_addclosefrom(&actions, 3)
+        guard closeFrom == 0 else {
+            ChildProcess.closePipes(stdoutPipe, stderrPipe)
+            throw ChildProcess.spawnError(executable, closeFrom)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -116,12 +127,15 @@ final class ChildProcess: Sendable {
         }
     }
 
-    /// A pipe whose ends are closed on exec (only the dup2'd copies reach the child).
+    /// A pipe whose ends are closed on exec (only the dup2'd copies reach
+    /// the child); `pipe2` sets the flag atomically, so a spawn on another
+    /// thread never catches the ends without it.
     private static func makePipe(_ fds: inout [Int32]) -> Bool {
-        guard pipe(&fds) == 0 else { return false }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        return true
+        cuni_pipe_cloexec(&fds) == 0
+    }
+
+    private static func closePipes(_ pipes: [Int32]...) {
+        for pipe in pipes { pipe.forEach { close($0) } }
     }
 
     private static func drain(_ fd: Int32, into sink: ([UInt8]) -> Void) {

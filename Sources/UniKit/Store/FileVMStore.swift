@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,6 +38,8 @@ public struct FileVMStore: VMStore {
         var problems: [String] = []
         let decoder = JSONCoding.makeDecoder()
         for entry in entries.sorted() {
+            // Only `<id>/state.json` is read: temporary files of an
+            // interrupted write (`state.json.tmp.*`) are never taken for records.
             guard VMID.isWellFormed(entry) else { continue }
             let path = folder + "/" + entry + "/state.json"
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -81,8 +84,11 @@ public struct FileVMStore: VMStore {
         }
     }
 
+    /// Deletes the record of `id`, and any temporary file a crashed write
+    /// left next to it, so the folder can be removed.
     public func delete(_ id: VMID) async throws {
         let path = recordPath(id)
+        FileVMStore.removeTemporaries(of: path)
         guard FileManager.default.fileExists(atPath: path) else { return }
         do {
             try FileManager.default.removeItem(atPath: path)
@@ -100,23 +106,13 @@ public struct FileVMStore: VMStore {
 
     /// Writes `data` to `path` through a temporary file and a rename; with
     /// `sync`, the file is fsynced before the rename and the folder after it.
+    ///
+    /// Each call writes its own temporary file (``temporaryPrefix(of:)``
+    /// plus pid and counter, created with `O_EXCL`), so concurrent writers
+    /// of one path never share one: the last rename wins whole.
     static func writeAtomically(_ data: Data, to path: String, sync: Bool = true) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw UniError(.storeFailed, "cannot write '\(temporary)': \(String(cString: strerror(errno)))") }
-        var failure: String?
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
-                    return
-                }
-                offset += written
-            }
-        }
+        let (temporary, fd) = try createTemporary(for: path)
+        var failure = data.withUnsafeBytes { POSIXIO.writeAll(fd, $0) }.map { String(cString: strerror($0)) }
         if failure == nil, sync, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
         close(fd)
         if let failure {
@@ -134,5 +130,31 @@ public struct FileVMStore: VMStore {
             fsync(folder)
             close(folder)
         }
+    }
+
+    /// What every temporary file of `path` starts with: `state.json.tmp.`.
+    static func temporaryPrefix(of path: String) -> String { path + ".tmp." }
+
+    private static let temporaryCounter = Atomic<UInt64>(0)
+
+    /// Creates a new temporary file next to `path`; a name left by a crashed
+    /// process with the same pid is skipped, not reused.
+    private static func createTemporary(for path: String) throws -> (path: String, descriptor: Int32) {
+        while true {
+            let number = temporaryCounter.wrappingAdd(1, ordering: .relaxed).oldValue
+            let temporary = temporaryPrefix(of: path) + "\(getpid()).\(number)"
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { return (temporary, fd) }
+            if errno == EEXIST || errno == EINTR { continue }
+            throw UniError(.storeFailed, "cannot write '\(temporary)': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Removes the temporary files a crash left next to `path`; best effort.
+    static func removeTemporaries(of path: String) {
+        let folder = (path as NSString).deletingLastPathComponent
+        let prefix = (temporaryPrefix(of: path) as NSString).lastPathComponent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for entry in entries where entry.hasPrefix(prefix) { unlink(folder + "/" + entry) }
     }
 }

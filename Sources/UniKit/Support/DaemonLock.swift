@@ -29,7 +29,8 @@ public final class DaemonLock: Sendable {
         }
         let pid = "\(getpid())\n"
         _ = ftruncate(fd, 0)
-        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        // The pid only improves another daemon's message: a failed write is not worth failing for.
+        _ = Array(pid.utf8).withUnsafeBytes { POSIXIO.writeAll(fd, $0) }
         descriptor = fd
     }
 
