@@ -25,7 +25,8 @@ public final class InMemoryVMStore: VMStore {
     /// A write that ``InMemoryVMStore`` holds until its point is released.
     private struct Hold: Sendable {
         let matches: @Sendable (Write?) -> Bool
-        let id: VMID
+        /// The VM it holds; `nil`: any.
+        let id: VMID?
         let point: SuspensionPoint
     }
 
@@ -66,11 +67,11 @@ public final class InMemoryVMStore: VMStore {
         state.withLock { $0.failure = (error, { write in write.map(matches) ?? false }) }
     }
 
-    /// Holds the next save of `id` for which `matches` is true (before it
-    /// is stored) until the returned point is released.
-    public func suspendNextSave(of id: VMID, where matches: @escaping @Sendable (Write) -> Bool = { _ in true }) -> SuspensionPoint {
+    /// Holds the next save for which `matches` is true (before it is
+    /// stored) until the returned point is released.
+    public func suspendNextSave(where matches: @escaping @Sendable (Write) -> Bool) -> SuspensionPoint {
         let point = SuspensionPoint()
-        state.withLock { $0.holds.append(Hold(matches: { write in write.map(matches) ?? false }, id: id, point: point)) }
+        state.withLock { $0.holds.append(Hold(matches: { write in write.map(matches) ?? false }, id: nil, point: point)) }
         return point
     }
 
@@ -115,7 +116,7 @@ public final class InMemoryVMStore: VMStore {
     /// `write` is `nil` for a delete.
     private func holdIfAsked(_ id: VMID, _ write: Write?) async {
         let hold = state.withLock { state -> Hold? in
-            guard let index = state.holds.firstIndex(where: { $0.id == id && $0.matches(write) }) else { return nil }
+            guard let index = state.holds.firstIndex(where: { ($0.id == nil || $0.id == id) && $0.matches(write) }) else { return nil }
             return state.holds.remove(at: index)
         }
         await hold?.point.suspend()

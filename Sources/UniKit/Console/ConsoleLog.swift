@@ -14,8 +14,8 @@ import Glibc
 ///
 /// Output that cannot be written to disk (a full disk, an I/O error, a file
 /// that cannot be opened) still reaches followers; it is counted in
-/// ``droppedBytes`` and reported once per run of failures to the handler
-/// given at init.
+/// ``droppedBytes`` and handed to the handler given at init, which tells the
+/// first failure of each run of failures (to log once) from the rest (to count).
 public final class ConsoleLog: Sendable {
     /// Output lost on the way to disk: reported by ``ConsoleLog`` when a
     /// write (or the open before it) fails after a success, or after the
@@ -25,15 +25,18 @@ public final class ConsoleLog: Sendable {
         public var path: String
         /// Why, as `strerror` words it: `No space left on device`.
         public var reason: String
-        /// The bytes of the append that failed; later failures of the same
-        /// run are only added to ``ConsoleLog/droppedBytes``.
+        /// The bytes of the append that failed.
         public var droppedBytes: Int
+        /// Whether this is the first failure after a success (or after the
+        /// file was opened): report these, count all.
+        public var isFirstOfRun: Bool
 
         /// A failure to write `droppedBytes` bytes to `path`, for `reason`.
-        public init(path: String, reason: String, droppedBytes: Int) {
+        public init(path: String, reason: String, droppedBytes: Int, isFirstOfRun: Bool) {
             self.path = path
             self.reason = reason
             self.droppedBytes = droppedBytes
+            self.isFirstOfRun = isFirstOfRun
         }
     }
 
@@ -61,8 +64,9 @@ public final class ConsoleLog: Sendable {
 
     /// Opens (or creates) the console log at `path`.
     /// - Parameter onWriteFailure: called, on the appending thread and
-    ///   outside any lock, with the first failure of each run of failures to
-    ///   write the file, so a full disk is reported once rather than per chunk.
+    ///   outside any lock, with every append that could not be written;
+    ///   ``WriteFailure/isFirstOfRun`` marks the one to report, so a full
+    ///   disk is logged once rather than per chunk.
     public init(path: String, maximumFileBytes: Int = 1 << 20, onWriteFailure: (@Sendable (WriteFailure) -> Void)? = nil) {
         self.path = path
         self.maximumFileBytes = max(4096, maximumFileBytes)
@@ -112,9 +116,8 @@ public final class ConsoleLog: Sendable {
                 return nil
             }
             state.droppedBytes += bytes.count
-            guard !state.failing else { return nil }
-            state.failing = true
-            return WriteFailure(path: path, reason: String(cString: strerror(code)), droppedBytes: bytes.count)
+            defer { state.failing = true }
+            return WriteFailure(path: path, reason: String(cString: strerror(code)), droppedBytes: bytes.count, isFirstOfRun: !state.failing)
         }
         if let failure { onWriteFailure?(failure) }
     }

@@ -64,7 +64,7 @@ extension VMManager {
         var config = try config.validated()
         config.image = DataDirectory.absolute(config.image)
         // Off the actor: a slow or blocking file must not stall the other requests.
-        let kind = try await VMManager.inspectImage(config.image)
+        let kind = try await ImageInspector.inspect(config.image)
         if kind == .disk, let cmdline = config.kernelCommandLine, !cmdline.isEmpty {
             throw UniError.invalid("--cmdline applies to kernel images only; '\(config.image)' is a disk image")
         }
@@ -90,10 +90,6 @@ extension VMManager {
         consoles[id] = makeConsole(id)
         logTransition(vm, from: "none", to: vm.state.rawValue)
         return vm
-    }
-
-    nonisolated static func inspectImage(_ path: String) async throws -> ImageKind {
-        try ImageInspector.kind(ofImageAt: path)
     }
 
     // MARK: Start

@@ -234,6 +234,7 @@ public actor VMManager: Service {
         } catch {
             let message = (error as? UniError)?.message ?? "\(error)"
             storeProblem = message
+            telemetry?.recordStoreFailure()
             throw UniError(.storeFailed, "cannot \(what): \(message)")
         }
     }
@@ -270,6 +271,15 @@ public actor VMManager: Service {
     }
 
     func makeConsole(_ id: VMID) -> ConsoleLog {
-        ConsoleLog(path: configuration.dataDirectory.files(of: id).consolePath, maximumFileBytes: configuration.consoleLogMaximumBytes)
+        let logger = logger
+        let telemetry = telemetry
+        return ConsoleLog(path: configuration.dataDirectory.files(of: id).consolePath, maximumFileBytes: configuration.consoleLogMaximumBytes) { failure in
+            telemetry?.recordConsoleDropped(bytes: failure.droppedBytes)
+            // Once per run of failures: a full disk must not flood the log.
+            guard failure.isFirstOfRun else { return }
+            logger.error("cannot write vm console to disk; output is dropped until writes succeed again", metadata: [
+                LogKeys.vmID: "\(id)", "path": "\(failure.path)", LogKeys.error: "\(failure.reason)",
+            ])
+        }
     }
 }

@@ -25,6 +25,10 @@ public enum MetricNames {
     public static let vmUp = "uni_vm_up"
     /// Histogram: seconds from a start request until the VM runs.
     public static let vmStartDuration = "uni_vm_start_duration_seconds"
+    /// Counter: console bytes that could not be written to disk (a full disk).
+    public static let consoleDroppedBytes = "uni_console_dropped_bytes_total"
+    /// Counter: VM record writes the store refused.
+    public static let storeWriteFailures = "uni_store_write_failures_total"
 
     /// The label of ``lifecycle``.
     public static let kindLabel = "kind"
@@ -50,6 +54,8 @@ public enum MetricNames {
         vmRestarts: "Starts of the VM after its first one.",
         vmUp: "1 while the VM's QEMU process runs, else 0.",
         vmStartDuration: "Seconds from a start request until QEMU reports the guest running.",
+        consoleDroppedBytes: "Serial console bytes that could not be written to console.log (followers still got them).",
+        storeWriteFailures: "VM record writes (saves and deletes) the store refused; unid retries saves.",
     ]
 
     /// Buckets of ``vmStartDuration``: microvm boots in tens of milliseconds, pc with SeaBIOS in seconds.

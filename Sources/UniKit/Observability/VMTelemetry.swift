@@ -17,6 +17,8 @@ public final class VMTelemetry: Sendable {
     private let vmsStopped: Gauge
     private let lifecycle: [LifecycleOperation: Counter]
     private let startDuration: CoreMetrics.Timer
+    private let consoleDropped: Counter
+    private let storeFailures: Counter
     private let perVM: Mutex<[VMID: PerVM]>
 
     private final class PerVM: Sendable {
@@ -60,12 +62,26 @@ public final class VMTelemetry: Sendable {
         Counter(label: MetricNames.registryPull, factory: factory).increment(by: 0)
         Gauge(label: MetricNames.buildInfo, dimensions: [("version", version)], factory: factory).record(1)
         startDuration = CoreMetrics.Timer(label: MetricNames.vmStartDuration, factory: factory)
+        consoleDropped = Counter(label: MetricNames.consoleDroppedBytes, factory: factory)
+        storeFailures = Counter(label: MetricNames.storeWriteFailures, factory: factory)
+        consoleDropped.increment(by: 0)
+        storeFailures.increment(by: 0)
         perVM = Mutex([:])
     }
 
     /// Counts one successful lifecycle operation.
     public func recordOperation(_ kind: LifecycleOperation) {
         lifecycle[kind]?.increment()
+    }
+
+    /// Counts console bytes that could not reach the disk.
+    public func recordConsoleDropped(bytes: Int) {
+        consoleDropped.increment(by: bytes)
+    }
+
+    /// Counts one store write that failed.
+    public func recordStoreFailure() {
+        storeFailures.increment()
     }
 
     /// Records how long a start took, request to running.
