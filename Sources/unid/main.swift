@@ -67,4 +67,4 @@ struct Unid: AsyncParsableCommand {
     }
 }
 
-await CommandLineEntry.main(Unid.self)
+await CommandRunner.main(Unid.self)

@@ -201,10 +201,10 @@ struct CLIHelperTests {
     @Test("--data-dir before the subcommand moves after it")
     func hoisting() {
         let commands: Set<String> = ["ps", "run"]
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u", "-a"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"], subcommands: commands) == ["ps", "--data-dir=/tmp/u"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "bogus"], subcommands: commands) == ["bogus"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u", "-a"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"], subcommands: commands) == ["ps", "--data-dir=/tmp/u"])
+        #expect(CommandRunner.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir", "/tmp/u", "bogus"], subcommands: commands) == ["bogus"])
     }
 
     @Test("run's environment: files, then flags; -e NAME copies from the shell")

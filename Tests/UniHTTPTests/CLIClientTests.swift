@@ -80,11 +80,11 @@ struct CLIClientTests {
 
     @Test("trace export is asked for by --trace-addr or the standard OTEL variables")
     func traceSwitch() {
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr", "localhost:4317"], environment: [:]))
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr=localhost:4317"], environment: [:]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr="], environment: [:]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["run", "k", "--", "--trace-addr", "x"], environment: [:]))
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317"]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr", "localhost:4317"], environment: [:]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr=localhost:4317"], environment: [:]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr="], environment: [:]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["run", "k", "--", "--trace-addr", "x"], environment: [:]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317"]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
     }
 }

@@ -9,10 +9,10 @@ import Glibc
 #endif
 import UniCore
 
-/// The shared `main` of `uni`, `uni-otel` and `unid`: runs a command and
-/// maps failures to one-line messages and exit codes (2 for usage errors and
-/// bad values, 1 otherwise).
-public enum CommandLineEntry {
+/// Runs one parsed command for the `main` of `uni`, `uni-otel` and `unid`,
+/// and maps its failure to a one-line message and an exit code (2 for
+/// usage errors and bad values, 1 otherwise).
+public enum CommandRunner {
     /// Parses `arguments` (the process's when `nil`), runs the command on
     /// the calling thread, and exits. For synchronous commands (`uni`): no
     /// Swift concurrency runtime is started.
@@ -80,7 +80,7 @@ public func parseChoice<Choice: RawRepresentable & CaseIterable>(_ text: String,
     return value
 }
 
-extension CommandLineEntry {
+extension CommandRunner {
     /// Moves `--data-dir X` / `--data-dir=X` written before the subcommand
     /// (`uni --data-dir /tmp/u ps`, as with docker) to just after it, where
     /// the subcommand's options are parsed.
