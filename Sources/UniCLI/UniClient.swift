@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Instrumentation
+import Synchronization
 import Tracing
 import UniCore
 #if canImport(Glibc)
@@ -177,24 +178,36 @@ public struct UniClient: Sendable {
 ///
 /// ``next()`` and ``close()`` may be called from different threads (a
 /// reader blocked in `next()` returns `nil` once another thread closes).
-public final class ConsoleReader: @unchecked Sendable {
-    // Only the thread in `next()` touches the parser state; `close()` only
-    // shuts the socket down, which is safe at any time.
-    private let connection: UnixHTTPConnection
+public final class ConsoleReader: Sendable {
+    /// The connection and its parser state; one reader at a time.
+    private let connection: Mutex<UnixHTTPConnection>
+    /// The connection's socket, shut down by ``close()`` without the lock
+    /// (which a blocked ``next()`` holds); it stays open as long as this
+    /// reader lives, since the connection closes it only when freed.
+    private let socket: Int32
+    /// Set by ``close()``: the broken read that follows is the end, not an error.
+    private let closed = Atomic<Bool>(false)
 
-    init(_ connection: UnixHTTPConnection) {
-        self.connection = connection
+    init(_ connection: sending UnixHTTPConnection) {
+        socket = connection.fd
+        self.connection = Mutex(connection)
     }
 
     /// The next chunk of console bytes, or `nil` at the end of the console.
     /// - Throws: ``UniError`` (`unavailable`) when the connection breaks mid-stream.
     public func next() throws -> [UInt8]? {
-        try connection.readBodyChunk()
+        do {
+            return try connection.withLock { try $0.readBodyChunk() }
+        } catch where closed.load(ordering: .acquiring) {
+            return nil
+        }
     }
 
-    /// Stops the stream: a blocked ``next()`` returns.
+    /// Stops the stream: a blocked ``next()`` returns (shutting down both
+    /// directions wakes a read blocked on another thread).
     public func close() {
-        connection.shutdownNow()
+        closed.store(true, ordering: .releasing)
+        shutdown(socket, Int32(SHUT_RDWR))
     }
 
     /// The rest of the console as an async stream, read on a thread of its

@@ -26,7 +26,8 @@ public struct HTTPResponseHead: Sendable, Hashable {
 /// (`Connection: close`); bodies framed by `Content-Length`, `chunked`, or
 /// the end of the connection.
 final class UnixHTTPConnection {
-    private let fd: Int32
+    /// The socket; ``ConsoleReader`` shuts it down from another thread.
+    let fd: Int32
     private var reader: HTTPResponseReader
     /// One receive buffer for the connection's life: console chunks arrive
     /// a few bytes at a time, and each read must not clear 64 KiB.
@@ -92,11 +93,6 @@ final class UnixHTTPConnection {
             if body.count > limit { throw UniError(.internalError, "unid's answer is larger than \(limit) bytes") }
         }
         return body
-    }
-
-    /// Ends both directions, so a read blocked on another thread returns.
-    func shutdownNow() {
-        shutdown(fd, Int32(SHUT_RDWR))
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {

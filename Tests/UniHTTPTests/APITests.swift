@@ -138,6 +138,20 @@ struct APITests {
         }
     }
 
+    @Test("closing a console from another thread ends a read blocked on it: next() returns nil")
+    func consoleClose() async throws {
+        try await APIHarness().run { harness in
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
+            let reader = try await Task.detached { try harness.client.logs("web", follow: true) }.value
+            #expect(try reader.next() == Array("booted\n".utf8))
+            let blocked = Task.detached { () -> Result<[UInt8]?, any Error> in Result { try reader.next() } }
+            try await Task.sleep(for: .milliseconds(50))
+            reader.close()
+            let ended = await blocked.value
+            #expect(try ended.get() == nil)
+        }
+    }
+
     @Test("attached run streams the whole console and returns the exit code of even the fastest guest")
     func attachedRun() async throws {
         try await APIHarness(script: { _ in .init(consoleOutput: "hi\nbye\n", exitsWith: 5) }).run { harness in
