@@ -138,6 +138,28 @@ struct APITests {
         }
     }
 
+    @Test("values that would reach QEMU unchecked are refused with 400 naming them")
+    func refusedValues() async throws {
+        try await APIHarness().run { harness in
+            let address = "127.0.0.1:18093-:22,guestfwd=tcp:10.0.2.100:1234-cmd:/bin/true,hostfwd=tcp:127.0.0.1"
+            let injection = try await harness.raw(.POST, "/v1/vms",
+                                                  body: #"{"image":"\#(harness.image)","ports":[{"host_address":"\#(address)","host_port":18093,"guest_port":22,"protocol":"tcp"}]}"#)
+            #expect(injection.status == 400)
+            let body = try JSONDecoder().decode(APIErrorBody.self, from: Data(injection.body.utf8))
+            #expect(body.code == "invalid_argument")
+            #expect(body.error == "invalid port mapping: host address '\(address)' is not an IPv4 address: expected four numbers 0-255 such as 127.0.0.1")
+
+            let zero = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","ports":[{"host_port":0,"guest_port":80,"protocol":"tcp"}]}"#)
+            #expect(zero.status == 400)
+            #expect(zero.body.contains("invalid port mapping '0:80/tcp': host port 0 is out of range (1-65535)"))
+
+            let cmdline = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","cmdline":"\#(String(repeating: "a", count: 102_400))"}"#)
+            #expect(cmdline.status == 400)
+            #expect(cmdline.body.contains("invalid kernel command line: 102400 bytes, at most 2047 allowed"))
+            #expect(try await harness.client.list(all: true).isEmpty)
+        }
+    }
+
     @Test("closing a console from another thread ends a read blocked on it: next() returns nil")
     func consoleClose() async throws {
         try await APIHarness().run { harness in
