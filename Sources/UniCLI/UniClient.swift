@@ -59,26 +59,26 @@ public struct UniClient: Sendable {
     }
 
     /// `GET /v1/vms/{ref}`.
-    public func inspect(_ reference: String) throws -> VM { try call("GET", path(reference)) }
+    public func inspect(_ reference: String) throws -> VM { try call("GET", try path(reference)) }
 
     /// `POST /v1/vms/{ref}/start`.
-    public func start(_ reference: String) throws -> VM { try call("POST", path(reference, "start")) }
+    public func start(_ reference: String) throws -> VM { try call("POST", try path(reference, "start")) }
 
     /// `POST /v1/vms/{ref}/stop`, with an optional timeout.
     public func stop(_ reference: String, timeout: Duration? = nil) throws -> VM {
         let query = timeout.map { "?timeout=\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)s" } ?? ""
-        return try call("POST", path(reference, "stop") + query)
+        return try call("POST", try path(reference, "stop") + query)
     }
 
     /// `POST /v1/vms/{ref}/kill`.
-    public func kill(_ reference: String) throws -> VM { try call("POST", path(reference, "kill")) }
+    public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
 
     /// `POST /v1/vms/{ref}/wait`: the final record once the VM has stopped.
-    public func wait(_ reference: String) throws -> VM { try call("POST", path(reference, "wait")) }
+    public func wait(_ reference: String) throws -> VM { try call("POST", try path(reference, "wait")) }
 
     /// `DELETE /v1/vms/{ref}`.
     public func remove(_ reference: String, force: Bool = false) throws {
-        let _: Empty = try call("DELETE", path(reference) + (force ? "?force=true" : ""))
+        let _: Empty = try call("DELETE", try path(reference) + (force ? "?force=true" : ""))
     }
 
     /// `GET /v1/vms/{ref}/logs`: console bytes as they arrive. Returns once
@@ -87,7 +87,7 @@ public struct UniClient: Sendable {
         var query: [String] = []
         if let tail { query.append("tail=\(tail)") }
         if follow { query.append("follow=true") }
-        return try stream("GET", path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
+        return try stream("GET", try path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
     }
 
     /// The error for a daemon that cannot be reached.
@@ -101,8 +101,11 @@ public struct UniClient: Sendable {
     /// The largest JSON answer read (a list of 10,000 records is ~10 MiB).
     private static let maximumBodyBytes = 64 << 20
 
-    private func path(_ reference: String, _ action: String? = nil) -> String {
-        "/v1/vms/\(Self.percentEncoded(reference))" + (action.map { "/\($0)" } ?? "")
+    /// `/v1/vms/{ref}[/action]`.
+    /// - Throws: ``UniError`` for an empty reference, which would make the path the list route's.
+    private func path(_ reference: String, _ action: String? = nil) throws -> String {
+        try VMReference.check(reference)
+        return "/v1/vms/\(Self.percentEncoded(reference))" + (action.map { "/\($0)" } ?? "")
     }
 
     /// Encodes everything but RFC 3986's unreserved characters.

@@ -160,6 +160,43 @@ struct APITests {
         }
     }
 
+    @Test("type and range errors name the field; a body over 1 MiB is 413")
+    func bodyErrors() async throws {
+        try await APIHarness().run { harness in
+            let cases = [
+                (#"{"image":"/x","cpus":"two"}"#, "field 'cpus' must be a whole number"),
+                (#"{"image":"/x","ports":[{"host_port":70000,"guest_port":80}]}"#, "field 'ports[0].host_port': 70000 is out of range (1-65535)"),
+                (#"{"image":"/x","memory_bytes":-1}"#, "field 'memory_bytes': -1 is out of range"),
+                (#"{"image":"/x","cpus":1e100}"#, "field 'cpus': 1e+100 is out of range (1-64)"),
+            ]
+            for (json, message) in cases {
+                let answer = try await harness.raw(.POST, "/v1/vms", body: json)
+                #expect(answer.status == 400)
+                #expect(answer.body.contains("invalid VM config body: \(message)"), "\(answer.body)")
+            }
+            let large = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"/x","cmdline":""# + String(repeating: "a", count: 2 << 20) + #""}"#)
+            #expect(large.status == 413)
+            #expect(large.body == #"{"code":"payload_too_large","error":"request body is larger than 1 MiB (1048576 bytes)"}"#)
+        }
+    }
+
+    @Test("an empty vm reference is refused by the client and by the API")
+    func emptyReference() async throws {
+        try await APIHarness().run { harness in
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
+            let listing = try await harness.raw(.GET, "/v1/vms/")
+            #expect(listing.status == 400)
+            #expect(listing.body == #"{"code":"invalid_argument","error":"invalid vm reference '': give a name, id or id prefix"}"#)
+            for action in ["start", "stop", "kill", "wait", "logs"] {
+                let answer = try await harness.raw(action == "logs" ? .GET : .POST, "/v1/vms//\(action)")
+                #expect((400..<500).contains(answer.status), "\(action): \(answer.status)")
+            }
+            let error = await #expect(throws: UniError.self) { try await harness.client.inspect("") }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == "invalid vm reference '': give a name, id or id prefix")
+        }
+    }
+
     @Test("closing a console from another thread ends a read blocked on it: next() returns nil")
     func consoleClose() async throws {
         try await APIHarness().run { harness in

@@ -192,3 +192,41 @@ struct QEMUValueTests {
         #expect(error.message == #"invalid environment variable 'A': the value must not contain a line break (\n, \r) or NUL"#)
     }
 }
+
+@Suite("Decoding API bodies")
+struct BodyDecodingTests {
+    func failure(_ json: String) throws -> String {
+        let error = try #require(throws: (any Error).self) { try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(json.utf8)) }
+        return JSONCoding.describe(error)
+    }
+
+    @Test("type and range errors name the field and what it takes", arguments: [
+        (#"{"image":"/x","cpus":"two"}"#, "field 'cpus' must be a whole number"),
+        (#"{"image":"/x","cpus":1.5}"#, "field 'cpus': 1.5 is not a whole number"),
+        (#"{"image":"/x","cpus":1e100}"#, "field 'cpus': 1e+100 is out of range (1-64)"),
+        (#"{"image":"/x","memory_bytes":-1}"#, "field 'memory_bytes': -1 is out of range (bytes, a whole number of MiB and at least 16777216)"),
+        (#"{"image":"/x","ports":[{"host_port":70000,"guest_port":80}]}"#, "field 'ports[0].host_port': 70000 is out of range (1-65535)"),
+        (#"{"image":"/x","ports":[{"host_port":80,"guest_port":80},{"host_port":81,"guest_port":-5}]}"#, "field 'ports[1].guest_port': -5 is out of range (1-65535)"),
+        (#"{"image":"/x","ports":[{"host_port":80}]}"#, "missing field 'ports[0].guest_port'"),
+        (#"{"image":"/x","ports":[{"host_port":80,"guest_port":80,"protocol":"sctp"}]}"#, "field 'ports[0].protocol': 'sctp' is not tcp or udp"),
+        (#"{"image":"/x","ports":{"host_port":80}}"#, "field 'ports' must be a list"),
+        (#"{"image":"/x","env":{"A":1}}"#, "field 'env.A' must be a string"),
+        (#"{"image":"/x","auto_remove":"yes"}"#, "field 'auto_remove' must be true or false"),
+        (#"{"image":7}"#, "field 'image' must be a string"),
+        (#"{}"#, "missing field 'image'"),
+    ])
+    func typeAndRange(json: String, message: String) throws {
+        #expect(try failure(json) == message)
+    }
+
+    @Test("broken JSON says so")
+    func syntax() throws {
+        #expect(try failure("{oops") == "not valid JSON")
+    }
+
+    @Test("a port mapping's protocol defaults to TCP")
+    func defaultProtocol() throws {
+        let config = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(#"{"image":"/x","ports":[{"host_port":8080,"guest_port":80}]}"#.utf8))
+        #expect(config.ports == [PortMapping(hostPort: 8080, guestPort: 80)])
+    }
+}

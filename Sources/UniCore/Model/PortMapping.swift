@@ -92,4 +92,19 @@ public struct PortMapping: Hashable, Sendable, Codable, CustomStringConvertible 
         case guestPort = "guest_port"
         case transportProtocol = "protocol"
     }
+
+    /// Decodes a mapping; `protocol` is optional (TCP). Ports that do not
+    /// fit 16 bits are named with the allowed range; ``validate()`` checks the rest.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hostAddress = try c.decodeIfPresent(String.self, forKey: .hostAddress)
+        hostPort = try c.decodeWholeNumber(UInt16.self, forKey: .hostPort, allowed: "1-65535")
+        guestPort = try c.decodeWholeNumber(UInt16.self, forKey: .guestPort, allowed: "1-65535")
+        let name = try c.decodeIfPresent(String.self, forKey: .transportProtocol)
+        guard let proto = TransportProtocol(rawValue: name ?? "tcp") else {
+            throw DecodingError.dataCorruptedError(forKey: .transportProtocol, in: c,
+                                                   debugDescription: "'\(name?.escapingControlCharacters ?? "")' is not tcp or udp")
+        }
+        transportProtocol = proto
+    }
 }

@@ -140,8 +140,9 @@ public struct VMConfig: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         image = try c.decode(String.self, forKey: .image)
-        memory = try c.decodeIfPresent(ByteSize.self, forKey: .memory) ?? VMConfig.defaultMemory
-        cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
+        memory = try c.decodeWholeNumberIfPresent(UInt64.self, forKey: .memory, allowed: "bytes, a whole number of MiB and at least \(VMConfig.minimumMemory.bytes)")
+            .map(ByteSize.init(bytes:)) ?? VMConfig.defaultMemory
+        cpus = try c.decodeWholeNumberIfPresent(Int.self, forKey: .cpus, allowed: "1-\(VMConfig.maximumCPUs)") ?? 1
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine)
