@@ -36,12 +36,10 @@ final class UnixHTTPConnection {
     /// Connects to `socketPath`.
     /// - Throws: ``UniError`` (`unavailable`) when nothing listens there.
     init(socketPath: String) throws {
+        // The daemon's limit (103 bytes), below sun_path's 107: it never listens on a longer path.
+        try DataDirectory.checkSocketPath(socketPath)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else {
-            throw UniError.invalid("socket path '\(socketPath)' is longer than the \(capacity - 1) bytes a Unix socket allows: use a shorter --data-dir")
-        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: socketPath.utf8)
             raw[socketPath.utf8.count] = 0

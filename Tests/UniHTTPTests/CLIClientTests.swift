@@ -62,7 +62,7 @@ struct CLIClientTests {
         let path = "/tmp/" + String(repeating: "d", count: 120) + "/unid.sock"
         let error = try #require(throws: UniError.self) { try UniClient(socketPath: path).info() }
         #expect(error.code == .invalidArgument)
-        #expect(error.message == "socket path '\(path)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
+        #expect(error.message == "socket path '\(path)' is \(path.utf8.count) bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
     }
 
     @Test("references are percent-encoded in paths")

@@ -230,3 +230,26 @@ struct BodyDecodingTests {
         #expect(config.ports == [PortMapping(hostPort: 8080, guestPort: 80)])
     }
 }
+
+@Suite("Socket paths of a data dir")
+struct SocketPathTests {
+    @Test("one limit for every socket: SwiftNIO's 103 bytes")
+    func limit() throws {
+        try DataDirectory.checkSocketPath("/" + String(repeating: "s", count: 102))
+        let path = "/" + String(repeating: "s", count: 103)
+        let error = try #require(throws: UniError.self) { try DataDirectory.checkSocketPath(path) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message == "socket path '\(path)' is 104 bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
+    }
+
+    @Test("a data dir too deep for its VMs' QMP sockets is refused though its API socket fits")
+    func deepDataDirectory() throws {
+        // 77 bytes: <root>/vms/<12-hex-id>/qmp.sock is 103; one more is too many.
+        let fits = DataDirectory(root: "/" + String(repeating: "d", count: 76))
+        try fits.validateSocketPaths()
+        let deep = DataDirectory(root: "/" + String(repeating: "d", count: 77))
+        #expect(deep.socketPath.utf8.count < DataDirectory.maximumSocketPathBytes)
+        let error = try #require(throws: UniError.self) { try deep.validateSocketPaths() }
+        #expect(error.message == "data dir '\(deep.root)' is too deep: each VM's QMP socket '\(deep.root)/vms/<id>/qmp.sock' would be 104 bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
+    }
+}

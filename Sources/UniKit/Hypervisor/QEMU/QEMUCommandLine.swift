@@ -28,7 +28,7 @@ public struct QEMUCommandLine: Sendable {
     }
 
     /// The QMP control socket.
-    public var qmpSocketPath: String { directory + "/qmp.sock" }
+    public var qmpSocketPath: String { directory + "/" + DataDirectory.qmpSocketName }
     /// The 0600 file handed to the guest through fw_cfg as `opt/uni/env`.
     public var environmentFilePath: String { directory + "/env" }
 
