@@ -71,12 +71,7 @@ public enum APIRouter {
         }
 
         v1.get("vms/:ref/logs") { request, context in
-            let tail = try request.uri.queryParameters["tail"].map { text -> Int in
-                guard let value = Int(text), value >= 0 else {
-                    throw UniError.invalid("invalid tail '\(text)': expected a whole number of lines, 0 or more")
-                }
-                return value
-            }
+            let tail = try request.uri.queryParameters["tail"].map { try LineCountParser.parse(String($0), flag: "tail") }
             let stream = try await manager.logs(try reference(context), tail: tail, follow: try flag(request, "follow"))
             let body = ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) })
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
