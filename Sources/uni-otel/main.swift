@@ -40,7 +40,14 @@ struct SpanPerCommand: CommandInterceptor {
             }
             span.end()
             await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            // The exporter can fail (a collector that is down or refuses
+            // the connection): that costs the span, never the command's
+            // own outcome or message.
+            do {
+                try await tasks.waitForAll()
+            } catch {
+                logger.debug("span export failed", metadata: ["error": "\(error)"])
+            }
             if let failure { throw failure }
         }
     }
