@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Instrumentation
+import Synchronization
 import Tracing
 import UniCore
 #if canImport(Glibc)
@@ -58,26 +59,26 @@ public struct UniClient: Sendable {
     }
 
     /// `GET /v1/vms/{ref}`.
-    public func inspect(_ reference: String) throws -> VM { try call("GET", path(reference)) }
+    public func inspect(_ reference: String) throws -> VM { try call("GET", try path(reference)) }
 
     /// `POST /v1/vms/{ref}/start`.
-    public func start(_ reference: String) throws -> VM { try call("POST", path(reference, "start")) }
+    public func start(_ reference: String) throws -> VM { try call("POST", try path(reference, "start")) }
 
     /// `POST /v1/vms/{ref}/stop`, with an optional timeout.
     public func stop(_ reference: String, timeout: Duration? = nil) throws -> VM {
         let query = timeout.map { "?timeout=\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)s" } ?? ""
-        return try call("POST", path(reference, "stop") + query)
+        return try call("POST", try path(reference, "stop") + query)
     }
 
     /// `POST /v1/vms/{ref}/kill`.
-    public func kill(_ reference: String) throws -> VM { try call("POST", path(reference, "kill")) }
+    public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
 
     /// `POST /v1/vms/{ref}/wait`: the final record once the VM has stopped.
-    public func wait(_ reference: String) throws -> VM { try call("POST", path(reference, "wait")) }
+    public func wait(_ reference: String) throws -> VM { try call("POST", try path(reference, "wait")) }
 
     /// `DELETE /v1/vms/{ref}`.
     public func remove(_ reference: String, force: Bool = false) throws {
-        let _: Empty = try call("DELETE", path(reference) + (force ? "?force=true" : ""))
+        let _: Empty = try call("DELETE", try path(reference) + (force ? "?force=true" : ""))
     }
 
     /// `GET /v1/vms/{ref}/logs`: console bytes as they arrive. Returns once
@@ -86,7 +87,7 @@ public struct UniClient: Sendable {
         var query: [String] = []
         if let tail { query.append("tail=\(tail)") }
         if follow { query.append("follow=true") }
-        return try stream("GET", path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
+        return try stream("GET", try path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
     }
 
     /// The error for a daemon that cannot be reached.
@@ -100,8 +101,11 @@ public struct UniClient: Sendable {
     /// The largest JSON answer read (a list of 10,000 records is ~10 MiB).
     private static let maximumBodyBytes = 64 << 20
 
-    private func path(_ reference: String, _ action: String? = nil) -> String {
-        "/v1/vms/\(Self.percentEncoded(reference))" + (action.map { "/\($0)" } ?? "")
+    /// `/v1/vms/{ref}[/action]`.
+    /// - Throws: ``UniError`` for an empty reference, which would make the path the list route's.
+    private func path(_ reference: String, _ action: String? = nil) throws -> String {
+        try VMReference.check(reference)
+        return "/v1/vms/\(Self.percentEncoded(reference))" + (action.map { "/\($0)" } ?? "")
     }
 
     /// Encodes everything but RFC 3986's unreserved characters.
@@ -177,24 +181,36 @@ public struct UniClient: Sendable {
 ///
 /// ``next()`` and ``close()`` may be called from different threads (a
 /// reader blocked in `next()` returns `nil` once another thread closes).
-public final class ConsoleReader: @unchecked Sendable {
-    // Only the thread in `next()` touches the parser state; `close()` only
-    // shuts the socket down, which is safe at any time.
-    private let connection: UnixHTTPConnection
+public final class ConsoleReader: Sendable {
+    /// The connection and its parser state; one reader at a time.
+    private let connection: Mutex<UnixHTTPConnection>
+    /// The connection's socket, shut down by ``close()`` without the lock
+    /// (which a blocked ``next()`` holds); it stays open as long as this
+    /// reader lives, since the connection closes it only when freed.
+    private let socket: Int32
+    /// Set by ``close()``: the broken read that follows is the end, not an error.
+    private let closed = Atomic<Bool>(false)
 
-    init(_ connection: UnixHTTPConnection) {
-        self.connection = connection
+    init(_ connection: sending UnixHTTPConnection) {
+        socket = connection.fd
+        self.connection = Mutex(connection)
     }
 
     /// The next chunk of console bytes, or `nil` at the end of the console.
     /// - Throws: ``UniError`` (`unavailable`) when the connection breaks mid-stream.
     public func next() throws -> [UInt8]? {
-        try connection.readBodyChunk()
+        do {
+            return try connection.withLock { try $0.readBodyChunk() }
+        } catch where closed.load(ordering: .acquiring) {
+            return nil
+        }
     }
 
-    /// Stops the stream: a blocked ``next()`` returns.
+    /// Stops the stream: a blocked ``next()`` returns (shutting down both
+    /// directions wakes a read blocked on another thread).
     public func close() {
-        connection.shutdownNow()
+        closed.store(true, ordering: .releasing)
+        shutdown(socket, Int32(SHUT_RDWR))
     }
 
     /// The rest of the console as an async stream, read on a thread of its

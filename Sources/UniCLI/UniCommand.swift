@@ -45,17 +45,22 @@ struct Run: UniSubcommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Path of a kernel image (ELF/PVH, bzImage) or a raw bootable disk image.") var image: String
     @Option(help: "VM name (default: vm-<id prefix>).") var name: String?
-    @Option(help: "Guest memory, e.g. 64M or 1G.", transform: { try ByteSize(parsing: $0) }) var memory = VMConfig.defaultMemory
-    @Option(help: "Virtual CPUs (1-\(VMConfig.maximumCPUs)).", transform: { try parseCPUs($0) }) var cpus = 1
+    // Values that may start with '-' are taken as given (`parsing: .unconditional`)
+    // and parsed in `run()`, so that `--memory -1` is refused by the check
+    // that names it rather than read as a flag ("Missing value for '--memory'").
+    @Option(parsing: .unconditional, help: "Guest memory, e.g. 64M or 1G.") var memory = VMConfig.defaultMemory.description
+    @Option(parsing: .unconditional, help: "Virtual CPUs (1-\(VMConfig.maximumCPUs)).") var cpus = "1"
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward HOST:GUEST[/tcp|udp] (repeatable).",
             transform: { try PortMapping(parsing: $0) }) var ports: [PortMapping] = []
     @Option(name: [.customShort("e"), .customLong("env")], help: "Guest environment KEY=VALUE (repeatable).") var env: [String] = []
     @Option(help: "File of KEY=VALUE lines (repeatable).") var envFile: [String] = []
-    @Option(help: "Kernel command line (kernel images only).") var cmdline: String?
+    @Option(parsing: .unconditional, help: "Kernel command line (kernel images only).") var cmdline: String?
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
 
     func run() throws {
+        let memory = try ByteSize(parsing: memory, name: "memory")
+        let cpus = try Run.parseCPUs(cpus)
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
@@ -115,14 +120,11 @@ struct Logs: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a VM's serial console.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM name, id or id prefix.") var vm: String
-    @Option(name: .long, help: "Only the last N lines.") var tail: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Only the last N lines.") var tail: String?
     @Flag(name: [.short, .long], help: "Keep streaming until the VM stops.") var follow = false
 
-    func validate() throws {
-        if let tail, tail < 0 { throw ValidationError("invalid --tail '\(tail)': expected a whole number of lines, 0 or more") }
-    }
-
     func run() throws {
+        let tail = try self.tail.map { try LineCountParser.parse($0, flag: "--tail") }
         let console = try global.client.logs(vm, tail: tail, follow: follow)
         while let chunk = try console.next() { StandardStreams.writeOutput(chunk) }
     }
@@ -138,10 +140,13 @@ struct Start: UniSubcommand {
 struct Stop: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop VMs: ACPI powerdown, then kill after the timeout.")
     @OptionGroup var global: GlobalOptions
-    @Option(name: [.short, .long], help: "Wait this long before killing (e.g. 10s); default: unid's --stop-timeout.",
-            transform: { try DurationParser.parse($0, flag: "--timeout") }) var timeout: Duration?
+    @Option(name: [.short, .long], parsing: .unconditional, help: "Wait this long before killing (e.g. 10s); default: unid's --stop-timeout.")
+    var timeout: String?
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
-    func run() throws { try forEach(vms) { print(try global.client.stop($0, timeout: timeout).name) } }
+    func run() throws {
+        let timeout = try self.timeout.map { try DurationParser.parse($0, flag: "--timeout") }
+        try forEach(vms) { print(try global.client.stop($0, timeout: timeout).name) }
+    }
 }
 
 struct Kill: UniSubcommand {

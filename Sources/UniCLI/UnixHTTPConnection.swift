@@ -26,7 +26,8 @@ public struct HTTPResponseHead: Sendable, Hashable {
 /// (`Connection: close`); bodies framed by `Content-Length`, `chunked`, or
 /// the end of the connection.
 final class UnixHTTPConnection {
-    private let fd: Int32
+    /// The socket; ``ConsoleReader`` shuts it down from another thread.
+    let fd: Int32
     private var reader: HTTPResponseReader
     /// One receive buffer for the connection's life: console chunks arrive
     /// a few bytes at a time, and each read must not clear 64 KiB.
@@ -35,12 +36,10 @@ final class UnixHTTPConnection {
     /// Connects to `socketPath`.
     /// - Throws: ``UniError`` (`unavailable`) when nothing listens there.
     init(socketPath: String) throws {
+        // The daemon's limit (103 bytes), below sun_path's 107: it never listens on a longer path.
+        try DataDirectory.checkSocketPath(socketPath)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else {
-            throw UniError.invalid("socket path '\(socketPath)' is longer than the \(capacity - 1) bytes a Unix socket allows: use a shorter --data-dir")
-        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: socketPath.utf8)
             raw[socketPath.utf8.count] = 0
@@ -92,11 +91,6 @@ final class UnixHTTPConnection {
             if body.count > limit { throw UniError(.internalError, "unid's answer is larger than \(limit) bytes") }
         }
         return body
-    }
-
-    /// Ends both directions, so a read blocked on another thread returns.
-    func shutdownNow() {
-        shutdown(fd, Int32(SHUT_RDWR))
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {

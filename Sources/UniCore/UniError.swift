@@ -15,6 +15,7 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
             case hypervisorFailed = "hypervisor_failed"
             case storeFailed = "store_failed"
             case internalError = "internal"
+            case payloadTooLarge = "payload_too_large"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -35,6 +36,8 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let storeFailed = Code(.storeFailed)
         /// A bug or an unexpected host failure.
         public static let internalError = Code(.internalError)
+        /// A request body is larger than the API accepts.
+        public static let payloadTooLarge = Code(.payloadTooLarge)
 
         /// The stable snake_case name used in JSON error bodies.
         public var description: String { value.rawValue }

@@ -33,6 +33,7 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .conflict, .invalidState: return .conflict
         case .unavailable: return .serviceUnavailable
         case .hypervisorFailed: return .badGateway
+        case .payloadTooLarge: return .contentTooLarge
         default: return .internalServerError
         }
     }

@@ -24,13 +24,15 @@ public enum APIRouter {
         v1.get("info") { _, _ in try json(info) }
 
         v1.get("vms") { request, _ in
+            // `GET /v1/vms/` is this route to the router: an inspect with an empty reference.
+            if request.uri.path.hasSuffix("/") { try VMReference.check("") }
             let all = try flag(request, "all")
             return try json(await manager.list(all: all))
         }
 
         v1.post("vms") { request, _ in
             let start = try request.uri.queryParameters["start"].map { try parseBool("start", String($0)) } ?? true
-            let body = try await request.body.collect(upTo: maximumBodyBytes)
+            let body = try await collectBody(request)
             let config: VMConfig
             do {
                 config = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(buffer: body))
@@ -69,12 +71,7 @@ public enum APIRouter {
         }
 
         v1.get("vms/:ref/logs") { request, context in
-            let tail = try request.uri.queryParameters["tail"].map { text -> Int in
-                guard let value = Int(text), value >= 0 else {
-                    throw UniError.invalid("invalid tail '\(text)': expected a whole number of lines, 0 or more")
-                }
-                return value
-            }
+            let tail = try request.uri.queryParameters["tail"].map { try LineCountParser.parse(String($0), flag: "tail") }
             let stream = try await manager.logs(try reference(context), tail: tail, follow: try flag(request, "follow"))
             let body = ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) })
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
@@ -100,10 +97,19 @@ public enum APIRouter {
     }
 
     static func reference(_ context: BasicRequestContext) throws -> String {
-        guard let value = context.parameters.get("ref"), !value.isEmpty else {
-            throw UniError.invalid("missing vm reference")
-        }
+        let value = context.parameters.get("ref") ?? ""
+        try VMReference.check(value)
         return value
+    }
+
+    /// The request body, up to ``maximumBodyBytes``.
+    /// - Throws: ``UniError`` (`payloadTooLarge`) for a larger body, instead of NIO's bare error.
+    static func collectBody(_ request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: maximumBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw UniError(.payloadTooLarge, "request body is larger than \(maximumBodyBytes >> 20) MiB (\(maximumBodyBytes) bytes)")
+        }
     }
 
     static func flag(_ request: Request, _ name: String) throws -> Bool {

@@ -16,9 +16,7 @@ public enum APIServer {
         logger: Logger,
         onServerRunning: @escaping @Sendable () async -> Void = {}
     ) throws -> some ApplicationProtocol {
-        guard socketPath.utf8.count < 108 else {
-            throw UniError.invalid("socket path '\(socketPath)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
-        }
+        try DataDirectory.checkSocketPath(socketPath)
         if FileManager.default.fileExists(atPath: socketPath) {
             try? FileManager.default.removeItem(atPath: socketPath)
         }

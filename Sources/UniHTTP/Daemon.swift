@@ -67,7 +67,7 @@ public struct Daemon: Sendable {
     ///   - tracer: where lifecycle spans go (`TraceExport`'s tracer, or none).
     ///   - onReady: called once the API socket accepts connections.
     ///   - onMetricsReady: called with the bound port once the metrics server listens.
-    /// - Throws: ``UniError``: a second daemon on the data dir, QEMU missing, KVM unusable, a bad `--metrics-addr`.
+    /// - Throws: ``UniError``: a data dir too deep for its sockets, a second daemon on the data dir, QEMU missing, KVM unusable, a bad `--metrics-addr`.
     public static func make(
         configuration: DaemonConfiguration,
         logger: Logger,
@@ -75,6 +75,9 @@ public struct Daemon: Sendable {
         onReady: @escaping @Sendable () async -> Void = {},
         onMetricsReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> Daemon {
+        // Before anything is created: a data dir too deep for its sockets is
+        // refused without leaving folders behind, not after `unid ready`.
+        try configuration.dataDirectory.validateSocketPaths()
         let metricsBind = try configuration.metricsAddress.map { try ListenAddress(parsing: $0, flag: "--metrics-addr") }
         if let metricsBind, metricsBind.port != 0 {
             do {

@@ -12,7 +12,7 @@ import UniHTTP
 /// `OTEL_EXPORTER_OTLP_*` variables); a command then runs inside a client
 /// span `uni <command>` whose W3C context every API call carries
 /// (`traceparent`), so one trace shows the CLI command and the daemon's work.
-struct SpanPerCommand: CommandWrapper {
+struct SpanPerCommand: CommandInterceptor {
     /// Runs `body` traced when export is on, plainly otherwise; flushes the
     /// span before returning.
     func run(command: String, traceAddress address: String?, _ body: () throws -> Void) async throws {
@@ -40,10 +40,17 @@ struct SpanPerCommand: CommandWrapper {
             }
             span.end()
             await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            // The exporter can fail (a collector that is down or refuses
+            // the connection): that costs the span, never the command's
+            // own outcome or message.
+            do {
+                try await tasks.waitForAll()
+            } catch {
+                logger.debug("span export failed", metadata: ["error": "\(error)"])
+            }
             if let failure { throw failure }
         }
     }
 }
 
-await UniCommandLine.main(wrapper: SpanPerCommand())
+await UniEntryPoint.main(interceptor: SpanPerCommand())

@@ -25,9 +25,10 @@ struct Unid: AsyncParsableCommand {
     @Option(name: .long, help: "QEMU binary: a name on PATH or a path.")
     var qemu: String = "qemu-system-x86_64"
 
-    @Option(name: .long, help: "How long a graceful stop waits before killing QEMU (e.g. 10s, 500ms).",
-            transform: { try DurationParser.parse($0, flag: "--stop-timeout") })
-    var stopTimeout: Duration = .seconds(10)
+    // Taken as given and parsed in `run()`: `--stop-timeout -1s` must reach
+    // the check that names it, not be read as a flag.
+    @Option(name: .long, parsing: .unconditional, help: "How long a graceful stop waits before killing QEMU (e.g. 10s, 500ms).")
+    var stopTimeout: String = "10s"
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.",
             transform: { try parseChoice($0, flag: "--log-level", as: Logger.Level.self) })
@@ -52,6 +53,7 @@ struct Unid: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let stopTimeout = try DurationParser.parse(stopTimeout, flag: "--stop-timeout")
         logFormat.bootstrap(level: logLevel)
         let logger = Logger(label: "unid")
         let traces = try TraceExport.makeBackend(serviceName: "unid", address: traceAddr, logger: logger)
@@ -67,4 +69,4 @@ struct Unid: AsyncParsableCommand {
     }
 }
 
-await CommandLineEntry.main(Unid.self)
+await CommandRunner.main(Unid.self)

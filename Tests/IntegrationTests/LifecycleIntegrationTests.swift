@@ -65,6 +65,19 @@ struct LifecycleIntegrationTests {
         }
     }
 
+    @Test("-kernel and -append are plain values: a kernel named x,readonly=on.elf boots with a command line holding commas")
+    func commasInKernelValues() async throws {
+        let kernel = try Host.kernel()
+        try await DaemonHarness().run { harness, _ in
+            let named = harness.directory.path + "/x,readonly=on.elf"
+            try FileManager.default.copyItem(atPath: kernel, toPath: named)
+            let vm = try await harness.client.create(VMConfig(name: "commas", image: named, kernelCommandLine: "a,b=c exit=3"))
+            let final = try await harness.client.wait(vm.id.rawValue)
+            #expect(final.exitCode == 3)
+            #expect(try await harness.logs("commas").contains("uni-guest: cmdline=a,b=c exit=3"))
+        }
+    }
+
     @Test("a guest that ignores powerdown is killed when the stop times out")
     func forcedStop() async throws {
         let kernel = try Host.kernel()

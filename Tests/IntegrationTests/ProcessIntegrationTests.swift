@@ -14,7 +14,10 @@ struct ProcessIntegrationTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let cases: [([String], String)] = [
-            (["run", "/bin/true", "--memory", "12X"], "invalid size '12X'"),
+            (["run", "/bin/true", "--memory", "12X"], "invalid memory '12X'"),
+            (["run", "/bin/true", "--memory", "-1"], "invalid memory '-1'"),
+            (["logs", "web", "--tail", "-5"], "invalid --tail '-5'"),
+            (["inspect", ""], "invalid vm reference ''"),
             (["run", "/bin/true", "--cpus", "0"], "invalid cpus '0'"),
             (["run", "/bin/true", "-p", "80"], "invalid port mapping '80'"),
             (["run", "/bin/true", "-e", "1A=b"], "invalid environment variable '1A=b'"),

@@ -138,6 +138,79 @@ struct APITests {
         }
     }
 
+    @Test("values that would reach QEMU unchecked are refused with 400 naming them")
+    func refusedValues() async throws {
+        try await APIHarness().run { harness in
+            let address = "127.0.0.1:18093-:22,guestfwd=tcp:10.0.2.100:1234-cmd:/bin/true,hostfwd=tcp:127.0.0.1"
+            let injection = try await harness.raw(.POST, "/v1/vms",
+                                                  body: #"{"image":"\#(harness.image)","ports":[{"host_address":"\#(address)","host_port":18093,"guest_port":22,"protocol":"tcp"}]}"#)
+            #expect(injection.status == 400)
+            let body = try JSONDecoder().decode(APIErrorBody.self, from: Data(injection.body.utf8))
+            #expect(body.code == "invalid_argument")
+            #expect(body.error == "invalid port mapping: host address '\(address)' is not an IPv4 address: expected four numbers 0-255 such as 127.0.0.1")
+
+            let zero = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","ports":[{"host_port":0,"guest_port":80,"protocol":"tcp"}]}"#)
+            #expect(zero.status == 400)
+            #expect(zero.body.contains("invalid port mapping '0:80/tcp': host port 0 is out of range (1-65535)"))
+
+            let cmdline = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","cmdline":"\#(String(repeating: "a", count: 102_400))"}"#)
+            #expect(cmdline.status == 400)
+            #expect(cmdline.body.contains("invalid kernel command line: 102400 bytes, at most 2047 allowed"))
+            #expect(try await harness.client.list(all: true).isEmpty)
+        }
+    }
+
+    @Test("type and range errors name the field; a body over 1 MiB is 413")
+    func bodyErrors() async throws {
+        try await APIHarness().run { harness in
+            let cases = [
+                (#"{"image":"/x","cpus":"two"}"#, "field 'cpus' must be a whole number"),
+                (#"{"image":"/x","ports":[{"host_port":70000,"guest_port":80}]}"#, "field 'ports[0].host_port': 70000 is out of range (1-65535)"),
+                (#"{"image":"/x","memory_bytes":-1}"#, "field 'memory_bytes': -1 is out of range"),
+                (#"{"image":"/x","cpus":1e100}"#, "field 'cpus': 1e+100 is out of range (1-64)"),
+            ]
+            for (json, message) in cases {
+                let answer = try await harness.raw(.POST, "/v1/vms", body: json)
+                #expect(answer.status == 400)
+                #expect(answer.body.contains("invalid VM config body: \(message)"), "\(answer.body)")
+            }
+            let large = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"/x","cmdline":""# + String(repeating: "a", count: 2 << 20) + #""}"#)
+            #expect(large.status == 413)
+            #expect(large.body == #"{"code":"payload_too_large","error":"request body is larger than 1 MiB (1048576 bytes)"}"#)
+        }
+    }
+
+    @Test("an empty vm reference is refused by the client and by the API")
+    func emptyReference() async throws {
+        try await APIHarness().run { harness in
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
+            let listing = try await harness.raw(.GET, "/v1/vms/")
+            #expect(listing.status == 400)
+            #expect(listing.body == #"{"code":"invalid_argument","error":"invalid vm reference '': give a name, id or id prefix"}"#)
+            for action in ["start", "stop", "kill", "wait", "logs"] {
+                let answer = try await harness.raw(action == "logs" ? .GET : .POST, "/v1/vms//\(action)")
+                #expect((400..<500).contains(answer.status), "\(action): \(answer.status)")
+            }
+            let error = await #expect(throws: UniError.self) { try await harness.client.inspect("") }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == "invalid vm reference '': give a name, id or id prefix")
+        }
+    }
+
+    @Test("closing a console from another thread ends a read blocked on it: next() returns nil")
+    func consoleClose() async throws {
+        try await APIHarness().run { harness in
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
+            let reader = try await Task.detached { try harness.client.logs("web", follow: true) }.value
+            #expect(try reader.next() == Array("booted\n".utf8))
+            let blocked = Task.detached { () -> Result<[UInt8]?, any Error> in Result { try reader.next() } }
+            try await Task.sleep(for: .milliseconds(50))
+            reader.close()
+            let ended = await blocked.value
+            #expect(try ended.get() == nil)
+        }
+    }
+
     @Test("attached run streams the whole console and returns the exit code of even the fastest guest")
     func attachedRun() async throws {
         try await APIHarness(script: { _ in .init(consoleOutput: "hi\nbye\n", exitsWith: 5) }).run { harness in
@@ -201,10 +274,10 @@ struct CLIHelperTests {
     @Test("--data-dir before the subcommand moves after it")
     func hoisting() {
         let commands: Set<String> = ["ps", "run"]
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u", "-a"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"], subcommands: commands) == ["ps", "--data-dir=/tmp/u"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u"])
-        #expect(CommandLineEntry.hoistingGlobalOptions(["--data-dir", "/tmp/u", "bogus"], subcommands: commands) == ["bogus"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir", "/tmp/u", "ps", "-a"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u", "-a"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir=/tmp/u", "ps"], subcommands: commands) == ["ps", "--data-dir=/tmp/u"])
+        #expect(CommandRunner.hoistingGlobalOptions(["ps", "--data-dir", "/tmp/u"], subcommands: commands) == ["ps", "--data-dir", "/tmp/u"])
+        #expect(CommandRunner.hoistingGlobalOptions(["--data-dir", "/tmp/u", "bogus"], subcommands: commands) == ["bogus"])
     }
 
     @Test("run's environment: files, then flags; -e NAME copies from the shell")

@@ -62,7 +62,7 @@ struct CLIClientTests {
         let path = "/tmp/" + String(repeating: "d", count: 120) + "/unid.sock"
         let error = try #require(throws: UniError.self) { try UniClient(socketPath: path).info() }
         #expect(error.code == .invalidArgument)
-        #expect(error.message == "socket path '\(path)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
+        #expect(error.message == "socket path '\(path)' is \(path.utf8.count) bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
     }
 
     @Test("references are percent-encoded in paths")
@@ -80,11 +80,11 @@ struct CLIClientTests {
 
     @Test("trace export is asked for by --trace-addr or the standard OTEL variables")
     func traceSwitch() {
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr", "localhost:4317"], environment: [:]))
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr=localhost:4317"], environment: [:]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["ps", "--trace-addr="], environment: [:]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["run", "k", "--", "--trace-addr", "x"], environment: [:]))
-        #expect(UniCommandLine.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317"]))
-        #expect(!UniCommandLine.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr", "localhost:4317"], environment: [:]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr=localhost:4317"], environment: [:]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["ps", "--trace-addr="], environment: [:]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["run", "k", "--", "--trace-addr", "x"], environment: [:]))
+        #expect(UniEntryPoint.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317"]))
+        #expect(!UniEntryPoint.traceExportRequested(arguments: ["ps"], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import UniKit
 
@@ -128,5 +129,127 @@ struct VMConfigTests {
                 #expect(from.canTransition(to: to) == allowed.contains("\(from)>\(to)"), "\(from) -> \(to)")
             }
         }
+    }
+}
+
+@Suite("Checking the values that reach QEMU's command line")
+struct QEMUValueTests {
+    static let injection = "127.0.0.1:18093-:22,guestfwd=tcp:10.0.2.100:1234-cmd:/bin/true,hostfwd=tcp:127.0.0.1"
+
+    @Test("a host address must be a dotted IPv4 address, else it would be spliced into hostfwd=")
+    func hostAddressInjection() throws {
+        let config = VMConfig(image: "/k", ports: [PortMapping(hostAddress: Self.injection, hostPort: 8080, guestPort: 80)])
+        let error = try #require(throws: UniError.self) { try config.validated() }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message == "invalid port mapping: host address '\(Self.injection)' is not an IPv4 address: expected four numbers 0-255 such as 127.0.0.1")
+    }
+
+    @Test("IPv4 addresses: four numbers 0-255 of ASCII digits, no sign, no leading zero",
+          arguments: [("127.0.0.1", true), ("0.0.0.0", true), ("255.255.255.255", true), ("10.0.2.15", true),
+                      ("256.0.0.1", false), ("1.2.3", false), ("1.2.3.4.5", false), ("+1.2.3.4", false), ("01.2.3.4", false),
+                      ("1.2.3.4 ", false), ("1..3.4", false), ("", false), ("\u{FF11}.2.3.4", false), ("1.2.3.4\n", false)])
+    func ipv4(text: String, valid: Bool) {
+        #expect(PortMapping.isIPv4(text) == valid)
+    }
+
+    @Test("ports 0 are refused on either side")
+    func zeroPorts() throws {
+        let host = try #require(throws: UniError.self) { try VMConfig(image: "/k", ports: [PortMapping(hostPort: 0, guestPort: 80)]).validated() }
+        #expect(host.message == "invalid port mapping '0:80/tcp': host port 0 is out of range (1-65535)")
+        let guest = try #require(throws: UniError.self) { try VMConfig(image: "/k", ports: [PortMapping(hostPort: 80, guestPort: 0)]).validated() }
+        #expect(guest.message == "invalid port mapping '80:0/tcp': guest port 0 is out of range (1-65535)")
+    }
+
+    @Test("a kernel command line is at most 2047 bytes, one line, without NUL")
+    func kernelCommandLine() throws {
+        let long = try #require(throws: UniError.self) {
+            try VMConfig(image: "/k", kernelCommandLine: String(repeating: "a", count: 102_400)).validated()
+        }
+        #expect(long.message == "invalid kernel command line: 102400 bytes, at most 2047 allowed (x86 Linux's COMMAND_LINE_SIZE is 2048 with the final NUL)")
+        #expect(try VMConfig(image: "/k", kernelCommandLine: String(repeating: "a", count: 2047)).validated().kernelCommandLine?.count == 2047)
+        #expect(throws: UniError.self) { try VMConfig(image: "/k", kernelCommandLine: String(repeating: "a", count: 2048)).validated() }
+        for bad in ["a\nb", "a\r\nb", "a\u{0}b", "a\rb"] {
+            let error = try #require(throws: UniError.self) { try VMConfig(image: "/k", kernelCommandLine: bad).validated() }
+            #expect(error.message.hasPrefix("invalid kernel command line '"))
+            #expect(!error.message.contains("\n") && !error.message.contains("\r") && !error.message.contains("\u{0}"))
+            #expect(error.message.hasSuffix("it must be one line without control characters (newline, NUL, ...)"))
+        }
+    }
+
+    @Test("an image path is absolute, without control characters; . and .. are dropped")
+    func imagePath() throws {
+        let relative = try #require(throws: UniError.self) { try VMConfig(image: "k.elf").validated() }
+        #expect(relative.message == "invalid image 'k.elf': give an absolute path")
+        let newline = try #require(throws: UniError.self) { try VMConfig(image: "/img/k.elf\n-append x").validated() }
+        #expect(newline.message == #"invalid image '/img/k.elf\n-append x': the path must not contain control characters (newline, NUL, ...)"#)
+        #expect(throws: UniError.self) { try VMConfig(image: "/img/k\u{0}.elf").validated() }
+        #expect(try VMConfig(image: "/img/./a/../k.elf").validated().image == "/img/k.elf")
+    }
+
+    @Test("an environment value cannot break its KEY=VALUE line, even with \\r\\n", arguments: ["a\nb", "a\r\nb", "a\rb", "a\u{0}b"])
+    func environmentLineBreaks(value: String) throws {
+        let error = try #require(throws: UniError.self) { try VMConfig(image: "/k", environment: ["A": value]).validated() }
+        #expect(error.message == #"invalid environment variable 'A': the value must not contain a line break (\n, \r) or NUL"#)
+    }
+}
+
+@Suite("Decoding API bodies")
+struct BodyDecodingTests {
+    func failure(_ json: String) throws -> String {
+        let error = try #require(throws: (any Error).self) { try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(json.utf8)) }
+        return JSONCoding.describe(error)
+    }
+
+    @Test("type and range errors name the field and what it takes", arguments: [
+        (#"{"image":"/x","cpus":"two"}"#, "field 'cpus' must be a whole number"),
+        (#"{"image":"/x","cpus":1.5}"#, "field 'cpus': 1.5 is not a whole number"),
+        (#"{"image":"/x","cpus":1e100}"#, "field 'cpus': 1e+100 is out of range (1-64)"),
+        (#"{"image":"/x","memory_bytes":-1}"#, "field 'memory_bytes': -1 is out of range (bytes, a whole number of MiB and at least 16777216)"),
+        (#"{"image":"/x","ports":[{"host_port":70000,"guest_port":80}]}"#, "field 'ports[0].host_port': 70000 is out of range (1-65535)"),
+        (#"{"image":"/x","ports":[{"host_port":80,"guest_port":80},{"host_port":81,"guest_port":-5}]}"#, "field 'ports[1].guest_port': -5 is out of range (1-65535)"),
+        (#"{"image":"/x","ports":[{"host_port":80}]}"#, "missing field 'ports[0].guest_port'"),
+        (#"{"image":"/x","ports":[{"host_port":80,"guest_port":80,"protocol":"sctp"}]}"#, "field 'ports[0].protocol': 'sctp' is not tcp or udp"),
+        (#"{"image":"/x","ports":{"host_port":80}}"#, "field 'ports' must be a list"),
+        (#"{"image":"/x","env":{"A":1}}"#, "field 'env.A' must be a string"),
+        (#"{"image":"/x","auto_remove":"yes"}"#, "field 'auto_remove' must be true or false"),
+        (#"{"image":7}"#, "field 'image' must be a string"),
+        (#"{}"#, "missing field 'image'"),
+    ])
+    func typeAndRange(json: String, message: String) throws {
+        #expect(try failure(json) == message)
+    }
+
+    @Test("broken JSON says so")
+    func syntax() throws {
+        #expect(try failure("{oops") == "not valid JSON")
+    }
+
+    @Test("a port mapping's protocol defaults to TCP")
+    func defaultProtocol() throws {
+        let config = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(#"{"image":"/x","ports":[{"host_port":8080,"guest_port":80}]}"#.utf8))
+        #expect(config.ports == [PortMapping(hostPort: 8080, guestPort: 80)])
+    }
+}
+
+@Suite("Socket paths of a data dir")
+struct SocketPathTests {
+    @Test("one limit for every socket: SwiftNIO's 103 bytes")
+    func limit() throws {
+        try DataDirectory.checkSocketPath("/" + String(repeating: "s", count: 102))
+        let path = "/" + String(repeating: "s", count: 103)
+        let error = try #require(throws: UniError.self) { try DataDirectory.checkSocketPath(path) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message == "socket path '\(path)' is 104 bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
+    }
+
+    @Test("a data dir too deep for its VMs' QMP sockets is refused though its API socket fits")
+    func deepDataDirectory() throws {
+        // 77 bytes: <root>/vms/<12-hex-id>/qmp.sock is 103; one more is too many.
+        let fits = DataDirectory(root: "/" + String(repeating: "d", count: 76))
+        try fits.validateSocketPaths()
+        let deep = DataDirectory(root: "/" + String(repeating: "d", count: 77))
+        #expect(deep.socketPath.utf8.count < DataDirectory.maximumSocketPathBytes)
+        let error = try #require(throws: UniError.self) { try deep.validateSocketPaths() }
+        #expect(error.message == "data dir '\(deep.root)' is too deep: each VM's QMP socket '\(deep.root)/vms/<id>/qmp.sock' would be 104 bytes, more than the 103 a Unix socket path may have: use a shorter --data-dir")
     }
 }

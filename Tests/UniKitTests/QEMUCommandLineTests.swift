@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import UniKit
+import UniKitTesting
 
 @Suite("QEMU command line")
 struct QEMUCommandLineTests {
@@ -30,6 +31,26 @@ struct QEMUCommandLineTests {
         #expect(args.contains("ide-hd,drive=disk0,id=bootdisk,bootindex=0"))
         #expect(args.contains("virtio-net-pci,netdev=net0"))
         #expect(!args.contains("-kernel"))
+    }
+
+    @Test("-kernel and -append take plain values: their commas reach QEMU as given")
+    func plainKernelValues() {
+        // QEMU 7.2 stores both verbatim (vl.c: qdict_put_str(machine_opts_dict, "kernel", optarg));
+        // checked by hand with a kernel named x,readonly=on.elf, which boots.
+        let config = VMConfig(image: "/img/x,readonly=on.elf", kernelCommandLine: "console=ttyS0,115200 a=b")
+        let args = QEMUCommandLine(vm: vm(.kernel, config: config), directory: "/d", accelerator: .tcg).arguments
+        #expect(args.suffix(4) == ["-kernel", "/img/x,readonly=on.elf", "-append", "console=ttyS0,115200 a=b"])
+    }
+
+    @Test("a record with an unchecked value is refused at launch, before QEMU runs")
+    func launchRevalidates() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let config = VMConfig(image: "/k", ports: [PortMapping(hostAddress: "127.0.0.1:1-:22,guestfwd=tcp:10.0.2.100:1-cmd:/bin/true", hostPort: 8080, guestPort: 80)])
+        let request = LaunchRequest(vm: vm(.kernel, config: config), directory: directory.path, console: ConsoleLog(path: directory.path + "/console.log"))
+        let hypervisor = QEMUHypervisor(binaryPath: "/bin/true", accelerator: .tcg)
+        let error = await #expect(throws: UniError.self) { try await hypervisor.launch(request) }
+        #expect(error?.message.hasPrefix("invalid port mapping: host address '127.0.0.1:1-:22,guestfwd=") == true)
     }
 
     @Test("the environment reaches the guest through an fw_cfg file, never the process list")

@@ -17,8 +17,9 @@ public struct ByteSize: Hashable, Sendable, Codable, Comparable, CustomStringCon
 
     /// Parses `123`, `512K`, `64M`, `2G`, `1T` (binary multiples; an optional
     /// `i`/`B` suffix such as `64MiB` or `64MB` means the same).
+    /// - Parameter name: what the size is, for the message (`invalid memory '-1': ...`).
     /// - Throws: ``UniError`` naming the text and the allowed form.
-    public init(parsing text: String) throws {
+    public init(parsing text: String, name: String = "size") throws {
         let trimmed = text.trimmingSpaces()
         var digits = Substring(trimmed)
         var unit = ""
@@ -30,10 +31,10 @@ public struct ByteSize: Hashable, Sendable, Codable, Comparable, CustomStringCon
         var normalized = unit.uppercased()
         if normalized.hasSuffix("IB") { normalized.removeLast(2) } else if normalized.count == 2, normalized.hasSuffix("B") { normalized.removeLast() }
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = UInt64(digits), let shift = shifts[normalized] else {
-            throw UniError.invalid("invalid size '\(text)': expected a whole number with an optional unit K, M, G or T (for example 64M)")
+            throw UniError.invalid("invalid \(name) '\(text)': expected a whole number with an optional unit K, M, G or T (for example 64M)")
         }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
-        guard !overflow else { throw UniError.invalid("invalid size '\(text)': too large") }
+        guard !overflow else { throw UniError.invalid("invalid \(name) '\(text)': too large") }
         self.bytes = bytes
     }
 

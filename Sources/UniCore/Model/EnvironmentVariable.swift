@@ -7,7 +7,7 @@ import Foundation
 /// Parsing of the `KEY=VALUE` environment given to a guest.
 ///
 /// Names follow POSIX shell rules (`[A-Za-z_][A-Za-z0-9_]*`); values are any
-/// text without a newline, since the guest reads one variable per line.
+/// text without a line break or NUL, since the guest reads one variable per line.
 public enum EnvironmentVariables {
     /// Parses one `KEY=VALUE`.
     /// - Throws: ``UniError`` naming the text and the allowed form.
@@ -42,7 +42,7 @@ public enum EnvironmentVariables {
     }
 
     /// Checks a name and value pair.
-    /// - Throws: ``UniError`` when the name is not a shell identifier or the value has a newline.
+    /// - Throws: ``UniError`` when the name is not a shell identifier or the value has a line break or NUL.
     public static func validate(name: String, value: String, original: String? = nil) throws {
         let shown = original ?? "\(name)=\(value)"
         let isIdentifier = name.utf8.first.map { $0 == 95 || isLetter($0) } == true
@@ -50,8 +50,10 @@ public enum EnvironmentVariables {
         guard isIdentifier else {
             throw UniError.invalid("invalid environment variable '\(shown)': the name must match [A-Za-z_][A-Za-z0-9_]*")
         }
-        guard !value.contains("\n"), !value.contains("\0") else {
-            throw UniError.invalid("invalid environment variable '\(name)': the value must not contain a newline or NUL")
+        // A bare "\r" too: a guest reading lines may break there, and read
+        // the rest of the value as another variable.
+        guard !value.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
+            throw UniError.invalid("invalid environment variable '\(name)': the value must not contain a line break (\\n, \\r) or NUL")
         }
     }
 

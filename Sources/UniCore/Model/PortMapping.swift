@@ -56,9 +56,29 @@ public struct PortMapping: Hashable, Sendable, Codable, CustomStringConvertible 
         }
     }
 
-    static func isIPv4(_ text: Substring) -> Bool {
-        let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { $0.count <= 3 && UInt8($0) != nil }
+    /// Whether `text` is a dotted IPv4 address: four numbers 0-255 of ASCII
+    /// digits, without signs or leading zeros. Strict because the address
+    /// goes verbatim into QEMU's `hostfwd=` option, whose own parser
+    /// (`inet_aton`) would read `010` as octal 8.
+    public static func isIPv4(_ text: some StringProtocol) -> Bool {
+        let octets = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { octet in
+            guard (1...3).contains(octet.count), octet.allSatisfy({ (48...57).contains($0) }) else { return false }
+            guard octet.count == 1 || octet.first != 48 else { return false }
+            return octet.reduce(0) { $0 * 10 + Int($1 - 48) } <= 255
+        }
+    }
+
+    /// Checks the values that reach QEMU's `hostfwd=` option, for mappings
+    /// that were not parsed from text (API bodies, embedders).
+    /// - Throws: ``UniError`` naming the bad address or port and what is allowed.
+    public func validate() throws {
+        if let hostAddress, !PortMapping.isIPv4(hostAddress) {
+            throw UniError.invalid("invalid port mapping: host address '\(hostAddress.escapingControlCharacters)' is not an IPv4 address: expected four numbers 0-255 such as 127.0.0.1")
+        }
+        for (side, port) in [("host", hostPort), ("guest", guestPort)] where port == 0 {
+            throw UniError.invalid("invalid port mapping '\(self)': \(side) port 0 is out of range (1-65535)")
+        }
     }
 
     /// `8080:80/tcp` or `127.0.0.1:8080:80/tcp`.
@@ -71,5 +91,20 @@ public struct PortMapping: Hashable, Sendable, Codable, CustomStringConvertible 
         case hostPort = "host_port"
         case guestPort = "guest_port"
         case transportProtocol = "protocol"
+    }
+
+    /// Decodes a mapping; `protocol` is optional (TCP). Ports that do not
+    /// fit 16 bits are named with the allowed range; ``validate()`` checks the rest.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hostAddress = try c.decodeIfPresent(String.self, forKey: .hostAddress)
+        hostPort = try c.decodeWholeNumber(UInt16.self, forKey: .hostPort, allowed: "1-65535")
+        guestPort = try c.decodeWholeNumber(UInt16.self, forKey: .guestPort, allowed: "1-65535")
+        let name = try c.decodeIfPresent(String.self, forKey: .transportProtocol)
+        guard let proto = TransportProtocol(rawValue: name ?? "tcp") else {
+            throw DecodingError.dataCorruptedError(forKey: .transportProtocol, in: c,
+                                                   debugDescription: "'\(name?.escapingControlCharacters ?? "")' is not tcp or udp")
+        }
+        transportProtocol = proto
     }
 }

@@ -54,11 +54,19 @@ public struct VMConfig: Codable, Sendable, Hashable {
         self.autoRemove = autoRemove
     }
 
-    /// Checks every field.
+    /// The longest kernel command line accepted, in bytes: x86 Linux's
+    /// `COMMAND_LINE_SIZE` is 2048 including the final NUL, and QEMU refuses
+    /// or the kernel cuts anything longer.
+    public static let maximumKernelCommandLineBytes = 2047
+
+    /// Checks every field; the one check of every value that reaches a QEMU
+    /// argument, shared by the CLI and the API.
+    /// - Returns: the configuration with its image path normalized (`.` and `..` dropped).
     /// - Throws: ``UniError`` with code `invalidArgument`, naming the bad value and what is allowed.
     public func validated() throws -> VMConfig {
+        var config = self
         if let name { try VMConfig.validate(name: name) }
-        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
+        config.image = try VMConfig.validate(image: image)
         guard memory >= VMConfig.minimumMemory, memory.bytes % (1 << 20) == 0 else {
             throw UniError.invalid("invalid memory '\(memory)': must be a whole number of MiB and at least \(VMConfig.minimumMemory) (for example 64M or 1G)")
         }
@@ -67,16 +75,44 @@ public struct VMConfig: Codable, Sendable, Hashable {
         }
         var seen = Set<String>()
         for port in ports {
+            try port.validate()
             let key = "\(port.hostPort)/\(port.transportProtocol.rawValue)"
             guard seen.insert(key).inserted else {
                 throw UniError.invalid("invalid port mapping '\(port)': host port \(key) is mapped twice")
             }
         }
         for (name, value) in environment { try EnvironmentVariables.validate(name: name, value: value) }
-        if let kernelCommandLine, kernelCommandLine.contains("\n") || kernelCommandLine.contains("\0") {
-            throw UniError.invalid("invalid kernel command line: it must be one line")
+        if let kernelCommandLine { try VMConfig.validate(kernelCommandLine: kernelCommandLine) }
+        return config
+    }
+
+    /// Checks an image path: absolute (a relative path would be resolved
+    /// against the daemon's folder, not the caller's) and free of control
+    /// characters.
+    /// - Returns: the path with `.` and `..` dropped.
+    /// - Throws: ``UniError`` naming the path and what is allowed.
+    public static func validate(image: String) throws -> String {
+        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
+        guard !image.containsControlCharacter else {
+            throw UniError.invalid("invalid image '\(image.escapingControlCharacters)': the path must not contain control characters (newline, NUL, ...)")
         }
-        return self
+        guard image.hasPrefix("/") else {
+            throw UniError.invalid("invalid image '\(image)': give an absolute path")
+        }
+        return DataDirectory.absolute(image)
+    }
+
+    /// Checks a kernel command line: one line, without NUL, at most
+    /// ``maximumKernelCommandLineBytes`` bytes.
+    /// - Throws: ``UniError`` naming the problem and the limit.
+    public static func validate(kernelCommandLine: String) throws {
+        let size = kernelCommandLine.utf8.count
+        guard size <= maximumKernelCommandLineBytes else {
+            throw UniError.invalid("invalid kernel command line: \(size) bytes, at most \(maximumKernelCommandLineBytes) allowed (x86 Linux's COMMAND_LINE_SIZE is 2048 with the final NUL)")
+        }
+        guard !kernelCommandLine.containsControlCharacter else {
+            throw UniError.invalid("invalid kernel command line '\(kernelCommandLine.escapingControlCharacters)': it must be one line without control characters (newline, NUL, ...)")
+        }
     }
 
     /// Checks a VM name: 1-63 characters of `[A-Za-z0-9_.-]`, starting with a letter or digit.
@@ -104,8 +140,9 @@ public struct VMConfig: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         image = try c.decode(String.self, forKey: .image)
-        memory = try c.decodeIfPresent(ByteSize.self, forKey: .memory) ?? VMConfig.defaultMemory
-        cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
+        memory = try c.decodeWholeNumberIfPresent(UInt64.self, forKey: .memory, allowed: "bytes, a whole number of MiB and at least \(VMConfig.minimumMemory.bytes)")
+            .map(ByteSize.init(bytes:)) ?? VMConfig.defaultMemory
+        cpus = try c.decodeWholeNumberIfPresent(Int.self, forKey: .cpus, allowed: "1-\(VMConfig.maximumCPUs)") ?? 1
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine)

@@ -32,6 +32,42 @@ public struct DataDirectory: Sendable, Hashable {
     public var vmsDirectory: String { root + "/vms" }
     /// The folder of one VM: its record and runtime files.
     public func vmDirectory(_ id: VMID) -> String { vmsDirectory + "/" + id.rawValue }
+    /// The name of a VM's QMP control socket inside its folder.
+    public static let qmpSocketName = "qmp.sock"
+    /// The QMP control socket of one VM, the deepest socket in a data dir.
+    public func qmpSocketPath(_ id: VMID) -> String { vmDirectory(id) + "/" + DataDirectory.qmpSocketName }
+
+    /// The longest Unix socket path Uni can use, in bytes. The kernel's
+    /// `sun_path` holds 107 and a NUL, but SwiftNIO, which binds the API
+    /// socket and connects to QMP, refuses paths over 103 bytes
+    /// (`SocketAddress(unixDomainSocketPath:)`, the size of macOS's
+    /// `sun_path` less its NUL) with `unixDomainSocketPathTooLong`.
+    public static let maximumSocketPathBytes = 103
+
+    /// Checks that every socket this data dir will hold fits
+    /// ``maximumSocketPathBytes``: the API socket and the QMP socket of any
+    /// VM. Touches nothing on disk, so a daemon refuses a data dir before
+    /// creating it.
+    /// - Throws: ``UniError`` (`invalidArgument`) naming the path, its length and the limit.
+    public func validateSocketPaths() throws {
+        try DataDirectory.checkSocketPath(socketPath)
+        let anyVM = qmpSocketPath(VMID.random())  // every id has 12 digits
+        do {
+            try DataDirectory.checkSocketPath(anyVM)
+        } catch {
+            let shown = vmsDirectory + "/<id>/" + DataDirectory.qmpSocketName
+            throw UniError.invalid("data dir '\(root)' is too deep: each VM's QMP socket '\(shown)' would be \(anyVM.utf8.count) bytes, more than the \(DataDirectory.maximumSocketPathBytes) a Unix socket path may have: use a shorter --data-dir")
+        }
+    }
+
+    /// Checks that `path` fits ``maximumSocketPathBytes``; the one check
+    /// of the daemon, the hypervisor and the CLI's client.
+    /// - Throws: ``UniError`` (`invalidArgument`) naming the path, its length and the limit.
+    public static func checkSocketPath(_ path: String) throws {
+        let size = path.utf8.count
+        guard size > maximumSocketPathBytes else { return }
+        throw UniError.invalid("socket path '\(path)' is \(size) bytes, more than the \(maximumSocketPathBytes) a Unix socket path may have: use a shorter --data-dir")
+    }
 
     /// Makes `path` absolute against the current directory and drops `.`/`..`.
     /// Lexical only, like `URL.standardized`: symbolic links are not resolved.

@@ -37,19 +37,78 @@ public enum JSONCoding {
 }
 
 extension JSONCoding {
-    /// One line naming what is wrong with a JSON document that failed to decode:
-    /// `missing field 'image'`, `field 'cpus' has the wrong type`, `not valid JSON`.
+    /// One line naming what is wrong with a JSON document that failed to
+    /// decode, by field: `missing field 'image'`, `field 'cpus' must be a
+    /// whole number`, `field 'ports[0].host_port': 70000 is out of range (1-65535)`,
+    /// `not valid JSON`.
     public static func describe(_ error: any Error) -> String {
-        func path(_ context: DecodingError.Context) -> String { context.codingPath.map(\.stringValue).joined(separator: ".") }
         switch error {
         case let error as UniError: return error.message
-        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            return "field '\(path(context))' has the wrong type"
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field '\(path(context.codingPath + [key]))'"
+        case DecodingError.typeMismatch(let type, let context):
+            return "field '\(path(context.codingPath))' must be \(expectation(type))"
+        case DecodingError.valueNotFound(let type, let context):
+            return "field '\(path(context.codingPath))' must be \(expectation(type)), not null"
         case DecodingError.dataCorrupted(let context):
             if let underlying = context.underlyingError as? UniError { return underlying.message }
-            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(path(context))': \(context.debugDescription)"
+            // Foundation says no more than this of a syntax error.
+            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(path(context.codingPath))': \(context.debugDescription)"
         default: return "\(error)"
+        }
+    }
+
+    /// `ports[0].host_port`: keys joined with dots, array positions in brackets.
+    static func path(_ codingPath: [any CodingKey]) -> String {
+        var text = ""
+        for key in codingPath {
+            if let index = key.intValue, key.stringValue == "Index \(index)" {
+                text += "[\(index)]"
+            } else {
+                text += (text.isEmpty ? "" : ".") + key.stringValue
+            }
+        }
+        return text
+    }
+
+    /// What a field of `type` holds, in JSON's words.
+    private static func expectation(_ type: Any.Type) -> String {
+        switch type {
+        case is any FixedWidthInteger.Type: return "a whole number"
+        case is any BinaryFloatingPoint.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array<") { return "a list" }
+            return "an object"
+        }
+    }
+
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes an optional whole number (absent or `null`: `nil`), naming
+    /// a JSON number that does not fit `T` by its value and `allowed`
+    /// (`70000 is out of range (1-65535)`, `1.5 is not a whole number`)
+    /// where Foundation's message would not name the field's range.
+    /// - Parameter allowed: the values the field takes, for the message.
+    func decodeWholeNumberIfPresent<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: String) throws -> T? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try decodeWholeNumber(type, forKey: key, allowed: allowed)
+    }
+
+    /// Decodes a required whole number; see ``decodeWholeNumberIfPresent(_:forKey:allowed:)``.
+    func decodeWholeNumber<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: String) throws -> T {
+        do {
+            return try decode(T.self, forKey: key)
+        } catch let original {
+            // Not a number at all: Foundation's type mismatch says so.
+            guard let number = try? decode(Double.self, forKey: key) else { throw original }
+            let whole = number == number.rounded()
+            let shown = whole && abs(number) < 1e15 ? String(Int64(number)) : "\(number)"
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                                                   debugDescription: whole ? "\(shown) is out of range (\(allowed))" : "\(shown) is not a whole number")
         }
     }
 }

@@ -21,3 +21,28 @@ extension StringProtocol {
         return slash == startIndex ? "/" : String(self[..<slash])
     }
 }
+
+extension StringProtocol {
+    /// The text with control characters written as Swift escapes (`\n`,
+    /// `\u{0}`), so that an error message quoting a caller's value stays on
+    /// one line whatever the value holds.
+    package var escapingControlCharacters: String {
+        var result = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                result += "\\u{\(String(scalar.value, radix: 16))}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    /// Whether the text holds a control character (below U+0020, or DEL).
+    package var containsControlCharacter: Bool {
+        unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
+}

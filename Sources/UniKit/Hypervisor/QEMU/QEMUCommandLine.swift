@@ -4,6 +4,14 @@ import Foundation
 ///
 /// Kept free of I/O so tests can check the exact command line. The choices
 /// are documented in `docs/architecture.md` ("The QEMU command line").
+///
+/// Every caller-given value either goes through ``VMConfig/validated()``
+/// first (name, ports, addresses, sizes, command line, image path) or is
+/// escaped where QEMU parses it as an option string (`key=value,...`, where a
+/// comma starts the next option unless doubled). `-kernel` and `-append`
+/// take plain values: QEMU stores them as given
+/// (`qdict_put_str(machine_opts_dict, "kernel", optarg)` in QEMU 7.2's
+/// `vl.c`), so they are not escaped; doubling their commas would change them.
 public struct QEMUCommandLine: Sendable {
     /// The VM to run.
     public var vm: VM
@@ -20,7 +28,7 @@ public struct QEMUCommandLine: Sendable {
     }
 
     /// The QMP control socket.
-    public var qmpSocketPath: String { directory + "/qmp.sock" }
+    public var qmpSocketPath: String { directory + "/" + DataDirectory.qmpSocketName }
     /// The 0600 file handed to the guest through fw_cfg as `opt/uni/env`.
     public var environmentFilePath: String { directory + "/env" }
 
@@ -46,12 +54,16 @@ public struct QEMUCommandLine: Sendable {
             "-device", "isa-debug-exit,iobase=0x\(String(QEMUCommandLine.debugExitPort, radix: 16)),iosize=0x04",
         ]
         var netdev = "user,id=net0"
+        // No escaping can make a `hostfwd=` rule safe (its own syntax uses
+        // `:` and `-`): its address and ports are refused unless they are a
+        // dotted IPv4 address and numbers 1-65535 (PortMapping.validate()).
         for port in config.ports {
             netdev += ",hostfwd=\(port.transportProtocol.rawValue):\(port.hostAddress ?? ""):\(port.hostPort)-:\(port.guestPort)"
         }
         args += ["-netdev", netdev, "-device", (vm.machine == "microvm" ? "virtio-net-device" : "virtio-net-pci") + ",netdev=net0"]
         switch vm.imageKind {
         case .kernel:
+            // Plain values, not option strings: no escaping (see the type's comment).
             args += ["-kernel", config.image]
             if let cmdline = config.kernelCommandLine, !cmdline.isEmpty { args += ["-append", cmdline] }
         case .disk:

@@ -41,10 +41,11 @@ public struct QEMUHypervisor: Hypervisor {
     }
 
     public func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance {
+        // Again at launch: a record written before a check existed (or
+        // edited on disk) must not put an unchecked value on the command line.
+        _ = try request.vm.config.validated()
         let commandLine = QEMUCommandLine(vm: request.vm, directory: request.directory, accelerator: accelerator)
-        guard commandLine.qmpSocketPath.utf8.count < 108 else {
-            throw UniError(.invalidArgument, "QMP socket path '\(commandLine.qmpSocketPath)' is longer than the 107 bytes a Unix socket allows: use a shorter --data-dir")
-        }
+        try DataDirectory.checkSocketPath(commandLine.qmpSocketPath)
         for port in request.vm.config.ports {
             try HostPortProbe.checkAvailable(port)
         }

@@ -9,10 +9,10 @@ import Glibc
 #endif
 import UniCore
 
-/// The shared `main` of `uni`, `uni-otel` and `unid`: runs a command and
-/// maps failures to one-line messages and exit codes (2 for usage errors and
-/// bad values, 1 otherwise).
-public enum CommandLineEntry {
+/// Runs one parsed command for the `main` of `uni`, `uni-otel` and `unid`,
+/// and maps its failure to a one-line message and an exit code (2 for
+/// usage errors and bad values, 1 otherwise).
+public enum CommandRunner {
     /// Parses `arguments` (the process's when `nil`), runs the command on
     /// the calling thread, and exits. For synchronous commands (`uni`): no
     /// Swift concurrency runtime is started.
@@ -50,24 +50,30 @@ public enum CommandLineEntry {
         }
     }
 
-    /// Prints one line for `error` and exits with its code.
+    /// Prints what ``outcome(for:of:)`` says and exits with its code.
     private static func exit(for error: any Error, of type: any ParsableCommand.Type) -> Never {
+        let outcome = outcome(for: error, of: type)
+        if let output = outcome.standardOutput { print(output) }
+        if let message = outcome.errorMessage { StandardStreams.writeError(message) }
+        Glibc.exit(outcome.exitCode)
+    }
+
+    /// What a failed command prints and its exit code: one line on
+    /// standard error (`error: <message>`) and 2 for usage errors and bad
+    /// values, 1 for other failures; `--help` and `--version` print to
+    /// standard output and exit 0.
+    static func outcome(for error: any Error, of type: any ParsableCommand.Type) -> (errorMessage: String?, standardOutput: String?, exitCode: Int32) {
         switch error {
         case let error as UniError:
-            StandardStreams.writeError(error.message)
-            Glibc.exit(error.code == .invalidArgument ? 2 : 1)
+            return (error.message, nil, error.code == .invalidArgument ? 2 : 1)
         case let exitCode as ExitCode:
-            Glibc.exit(exitCode.rawValue)
+            return (nil, nil, exitCode.rawValue)
         default:
             let code = type.exitCode(for: error)
-            if code == .success {
-                print(type.fullMessage(for: error))
-                Glibc.exit(0)
-            }
+            if code == .success { return (nil, type.fullMessage(for: error), 0) }
             // One line: the message names the bad value; --help has the rest.
             let message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            StandardStreams.writeError(message)
-            Glibc.exit(code == .validationFailure ? 2 : code.rawValue)
+            return (message, nil, code == .validationFailure ? 2 : code.rawValue)
         }
     }
 }
@@ -80,7 +86,7 @@ public func parseChoice<Choice: RawRepresentable & CaseIterable>(_ text: String,
     return value
 }
 
-extension CommandLineEntry {
+extension CommandRunner {
     /// Moves `--data-dir X` / `--data-dir=X` written before the subcommand
     /// (`uni --data-dir /tmp/u ps`, as with docker) to just after it, where
     /// the subcommand's options are parsed.

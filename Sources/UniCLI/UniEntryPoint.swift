@@ -8,16 +8,7 @@ import UniCore
 import Glibc
 #endif
 
-/// Runs each `uni` command, e.g. inside the command's span.
-///
-/// `uni` itself runs commands plainly; `uni-otel`, the same CLI linked with
-/// the OTLP exporter, passes a wrapper that opens the `uni <command>` span.
-public protocol CommandWrapper: Sendable {
-    /// Runs `body`, the command named `command`; `traceAddress` is its `--trace-addr`.
-    func run(command: String, traceAddress: String?, _ body: () throws -> Void) async throws
-}
-
-/// The entry point of `uni` and `uni-otel`.
+/// The entry point of `uni` and `uni-otel`: what their `main.swift` calls.
 ///
 /// Trace export lives in a second executable so that `uni` stays small:
 /// linking swift-otel (gRPC, HTTP/2, protobuf) triples the CLI's start-up
@@ -25,22 +16,22 @@ public protocol CommandWrapper: Sendable {
 /// When export is asked for (`--trace-addr`, `OTEL_EXPORTER_OTLP_ENDPOINT`
 /// or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `uni` replaces itself with the
 /// `uni-otel` installed next to it, with the same arguments.
-public enum UniCommandLine {
+public enum UniEntryPoint {
     /// The name of the executable that exports `uni`'s spans.
     public static let tracingExecutableName = "uni-otel"
 
     /// Parses `arguments` (without the program name), runs the command on
     /// this thread, and exits.
     public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
-        CommandLineEntry.synchronousMain(UniCommand.self, arguments: hoisted(arguments))
+        CommandRunner.synchronousMain(UniCommand.self, arguments: hoisted(arguments))
     }
 
-    /// Parses `arguments`, runs the command through `wrapper`, and exits.
-    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst()), wrapper: any CommandWrapper) async -> Never {
-        await CommandLineEntry.main(UniCommand.self, arguments: hoisted(arguments)) { command in
+    /// Parses `arguments`, runs the command through `interceptor`, and exits.
+    public static func main(arguments: [String] = Array(CommandLine.arguments.dropFirst()), interceptor: any CommandInterceptor) async -> Never {
+        await CommandRunner.main(UniCommand.self, arguments: hoisted(arguments)) { command in
             let name = type(of: command)._commandName
             let address = (command as? any UniSubcommand)?.global.traceAddr
-            try await wrapper.run(command: name, traceAddress: address) { try command.run() }
+            try await interceptor.run(command: name, traceAddress: address) { try command.run() }
         }
     }
 
@@ -49,7 +40,7 @@ public enum UniCommandLine {
         // when there is something to hoist.
         guard arguments.first?.hasPrefix("--data-dir") == true else { return arguments }
         let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
-        return CommandLineEntry.hoistingGlobalOptions(arguments, subcommands: subcommands)
+        return CommandRunner.hoistingGlobalOptions(arguments, subcommands: subcommands)
     }
 
     /// Whether `arguments` or `environment` ask for trace export.
