@@ -7,6 +7,8 @@ extension VMManager {
     public func withRunning<Result: Sendable>(_ body: @Sendable (VMManager) async throws -> Result) async throws -> Result {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.run() }
+            // The body starts once exits are watched, as in a daemon that is ready.
+            while await !isSupervising { await Task.yield() }
             do {
                 let result = try await body(self)
                 group.cancelAll()

@@ -32,10 +32,6 @@ public struct DataDirectory: Sendable, Hashable {
     public var vmsDirectory: String { root + "/vms" }
     /// The folder of one VM: its record and runtime files.
     public func vmDirectory(_ id: VMID) -> String { vmsDirectory + "/" + id.rawValue }
-    /// The name of a VM's QMP control socket inside its folder.
-    public static let qmpSocketName = "qmp.sock"
-    /// The QMP control socket of one VM, the deepest socket in a data dir.
-    public func qmpSocketPath(_ id: VMID) -> String { vmDirectory(id) + "/" + DataDirectory.qmpSocketName }
 
     /// The longest Unix socket path Uni can use, in bytes. The kernel's
     /// `sun_path` holds 107 and a NUL, but SwiftNIO, which binds the API
@@ -51,11 +47,11 @@ public struct DataDirectory: Sendable, Hashable {
     /// - Throws: ``UniError`` (`invalidArgument`) naming the path, its length and the limit.
     public func validateSocketPaths() throws {
         try DataDirectory.checkSocketPath(socketPath)
-        let anyVM = qmpSocketPath(VMID.random())  // every id has 12 digits
+        let anyVM = files(of: VMID.random()).qmpSocketPath  // every id has 12 digits
         do {
             try DataDirectory.checkSocketPath(anyVM)
         } catch {
-            let shown = vmsDirectory + "/<id>/" + DataDirectory.qmpSocketName
+            let shown = vmsDirectory + "/<id>/" + VMDirectory.qmpSocketName
             throw UniError.invalid("data dir '\(root)' is too deep: each VM's QMP socket '\(shown)' would be \(anyVM.utf8.count) bytes, more than the \(DataDirectory.maximumSocketPathBytes) a Unix socket path may have: use a shorter --data-dir")
         }
     }

@@ -9,12 +9,17 @@ public struct VMDirectory: Sendable, Hashable {
         self.path = path
     }
 
+    /// The name of the record file.
+    public static let recordName = "state.json"
+    /// The name of QEMU's QMP control socket, the deepest socket in a data dir.
+    public static let qmpSocketName = "qmp.sock"
+
     /// The durable record.
-    public var recordPath: String { path + "/state.json" }
+    public var recordPath: String { path + "/" + VMDirectory.recordName }
     /// The serial console (rotated to `console.log.1`).
     public var consolePath: String { path + "/console.log" }
     /// QEMU's QMP control socket.
-    public var qmpSocketPath: String { path + "/qmp.sock" }
+    public var qmpSocketPath: String { path + "/" + VMDirectory.qmpSocketName }
     /// The QEMU pid, written right after the spawn, read by orphan recovery.
     public var pidFilePath: String { path + "/qemu.pid" }
     /// The 0600 `KEY=VALUE` file handed to the guest through fw_cfg.

@@ -61,8 +61,7 @@ extension VMManager {
     }
 
     private func createUntraced(_ config: VMConfig, persisted: Bool) async throws -> VM {
-        var config = try config.validated()
-        config.image = DataDirectory.absolute(config.image)
+        let config = try config.validated()
         // Off the actor: a slow or blocking file must not stall the other requests.
         let kind = try await ImageInspector.inspect(config.image)
         if kind == .disk, let cmdline = config.kernelCommandLine, !cmdline.isEmpty {

@@ -95,6 +95,9 @@ public actor VMManager: Service {
         }
     }
 
+    /// Whether ``run()`` is watching exits now.
+    public var isSupervising: Bool { supervising }
+
     /// Why the manager cannot do its job, or `nil` when it can: a store
     /// write failed (and its record is not saved yet), or the exit
     /// supervisor is not running.

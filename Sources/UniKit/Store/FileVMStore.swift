@@ -22,7 +22,7 @@ public struct FileVMStore: VMStore {
     }
 
     /// The record file of `id`.
-    public func recordPath(_ id: VMID) -> String { dataDirectory.vmDirectory(id) + "/state.json" }
+    public func recordPath(_ id: VMID) -> String { dataDirectory.files(of: id).recordPath }
 
     public func loadAll() async throws -> VMStoreSnapshot {
         let folder = dataDirectory.vmsDirectory
@@ -41,7 +41,7 @@ public struct FileVMStore: VMStore {
             // Only `<id>/state.json` is read: temporary files of an
             // interrupted write (`state.json.tmp.*`) are never taken for records.
             guard VMID.isWellFormed(entry) else { continue }
-            let path = folder + "/" + entry + "/state.json"
+            let path = VMDirectory(path: folder + "/" + entry).recordPath
             guard let data = FileManager.default.contents(atPath: path) else {
                 problems.append("\(path): missing or unreadable; the folder is left as it is")
                 continue

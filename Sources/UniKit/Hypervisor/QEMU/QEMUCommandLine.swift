@@ -28,9 +28,9 @@ public struct QEMUCommandLine: Sendable {
     }
 
     /// The QMP control socket.
-    public var qmpSocketPath: String { directory + "/" + DataDirectory.qmpSocketName }
+    public var qmpSocketPath: String { VMDirectory(path: directory).qmpSocketPath }
     /// The 0600 file handed to the guest through fw_cfg as `opt/uni/env`.
-    public var environmentFilePath: String { directory + "/env" }
+    public var environmentFilePath: String { VMDirectory(path: directory).environmentFilePath }
 
     /// The name the guest sees the environment under (`/sys/firmware/qemu_fw_cfg/by_name/opt/uni/env/raw`).
     public static let environmentFirmwareName = "opt/uni/env"

@@ -11,8 +11,6 @@ import Glibc
 public struct QEMUHypervisor: Hypervisor {
     /// The QEMU binary's absolute path.
     public let binaryPath: String
-    /// The file in a VM's folder holding its QEMU's pid while it runs.
-    public static let pidFileName = "qemu.pid"
     public let accelerator: Accelerator
     /// How long QEMU may take to answer QMP before the start fails.
     public let startTimeout: Duration
@@ -58,7 +56,7 @@ public struct QEMUHypervisor: Hypervisor {
         let process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
         // Read by orphan recovery when a daemon dies before recording the
         // pid; not fsynced: it matters only while this boot's QEMU lives.
-        try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: request.directory + "/" + QEMUHypervisor.pidFileName, sync: false)
+        try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: VMDirectory(path: request.directory).pidFilePath, sync: false)
         let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
         do {
             try await waitUntilRunning(instance, confirmation: request.confirmation, console: console)
