@@ -53,6 +53,10 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: Code
     /// One line for a person: names the bad value and what is allowed.
     public var message: String
+    /// The lower-level error this one reports (a system call's, a
+    /// decoder's), kept for logs and debugging; the message already says
+    /// what a person needs. Not part of equality.
+    public var cause: (any Error & Sendable)?
 
     /// Creates an error.
     public init(_ code: Code, _ message: String) {
@@ -60,7 +64,18 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// Creates an error that reports `cause`, the error underneath.
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)?) {
+        self.init(code, message)
+        self.cause = cause
+    }
+
     public var description: String { message }
+
+    /// Two errors are equal when they say the same: the same code and message.
+    public static func == (lhs: UniError, rhs: UniError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
 }
 
 extension UniError {

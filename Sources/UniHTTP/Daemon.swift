@@ -97,11 +97,9 @@ public struct Daemon: Sendable {
         let telemetry = VMTelemetry(factory: factory)
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: configuration.stopTimeout),
-            store: FileVMStore(dataDirectory: dataDirectory),
-            hypervisor: hypervisor,
-            logger: logger,
-            telemetry: telemetry,
-            tracer: tracer
+            backends: VMManagerBackends(store: FileVMStore(dataDirectory: dataDirectory), hypervisor: hypervisor,
+                                        telemetry: telemetry, tracer: tracer),
+            logger: logger
         )
         try await manager.load()
         let poller = VMStatsPoller(manager: manager, telemetry: telemetry, interval: configuration.statsInterval)

@@ -81,7 +81,7 @@ extension VMManager {
             } catch {
                 table.releaseName(name)
                 try? FileManager.default.removeItem(atPath: directory)
-                throw (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error)")
+                throw (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error)", cause: error)
             }
         }
         table.put(vm)
@@ -117,7 +117,7 @@ extension VMManager {
         do {
             try FileVMStore.makeFolder(directory)
         } catch {
-            throw UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)")
+            throw UniError(.storeFailed, "cannot create '\(directory)': \(error.localizedDescription)", cause: error)
         }
         vm.state = .starting
         vm.lastError = nil

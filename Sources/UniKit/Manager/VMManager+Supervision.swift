@@ -58,7 +58,7 @@ extension VMManager {
         if vm.stopReason == .crashed {
             vm.lastError = "qemu was killed by signal \(exit.signal ?? 0)"
         }
-        var failure: (any Error)?
+        var failure: (any Error & Sendable)?
         do {
             try await commit(vm, from: from, extra: [LogKeys.exitCode: "\(exit.exitCode)", LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
         } catch {
@@ -79,7 +79,7 @@ extension VMManager {
         }
         if let failure {
             let reason = (failure as? UniError)?.message ?? "\(failure)"
-            throw UniError(.storeFailed, "vm \(vm.name) \(vm.stopReason.map(VMManager.describe) ?? "stopped") (exit code \(exit.exitCode)), but \(reason); unid keeps retrying the write (see /health)")
+            throw UniError(.storeFailed, "vm \(vm.name) \(vm.stopReason.map(VMManager.describe) ?? "stopped") (exit code \(exit.exitCode)), but \(reason); unid keeps retrying the write (see /health)", cause: failure)
         }
         return vm
     }

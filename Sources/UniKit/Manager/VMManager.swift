@@ -238,7 +238,7 @@ public actor VMManager: Service {
             let message = (error as? UniError)?.message ?? "\(error)"
             storeProblem = message
             telemetry?.recordStoreFailure()
-            throw UniError(.storeFailed, "cannot \(what): \(message)")
+            throw UniError(.storeFailed, "cannot \(what): \(message)", cause: error)
         }
     }
 

@@ -32,7 +32,7 @@ public struct FileVMStore: VMStore {
         } catch CocoaError.fileReadNoSuchFile {
             return VMStoreSnapshot(vms: [])
         } catch {
-            throw UniError(.storeFailed, "cannot list '\(folder)': \(error.localizedDescription)")
+            throw UniError(.storeFailed, "cannot list '\(folder)': \(error.localizedDescription)", cause: error)
         }
         var vms: [VM] = []
         var problems: [String] = []
@@ -80,7 +80,7 @@ public struct FileVMStore: VMStore {
         } catch let error as UniError {
             throw error
         } catch {
-            throw UniError(.storeFailed, "cannot write '\(path)': \(error.localizedDescription)")
+            throw UniError(.storeFailed, "cannot write '\(path)': \(error.localizedDescription)", cause: error)
         }
     }
 
@@ -93,7 +93,7 @@ public struct FileVMStore: VMStore {
         do {
             try FileManager.default.removeItem(atPath: path)
         } catch {
-            throw UniError(.storeFailed, "cannot delete '\(path)': \(error.localizedDescription)")
+            throw UniError(.storeFailed, "cannot delete '\(path)': \(error.localizedDescription)", cause: error)
         }
     }
 
