@@ -110,6 +110,16 @@ struct ProcessIntegrationTests {
         unid.send(SIGKILL)
         _ = await unid.waitForTermination()
         #expect(Host.qemuProcesses(under: dir.path) == qemu)
+        // QEMU inherited none of unid's descriptors (its lock, its API
+        // socket), so a dead unid is reported at once instead of hanging.
+        for pid in qemu {
+            let folder = "/proc/\(pid)/fd"
+            let targets = try FileManager.default.contentsOfDirectory(atPath: folder).compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: folder + "/" + $0) }
+            #expect(!targets.contains(dir.path + "/unid.lock"), "QEMU holds unid's lock: \(targets)")
+        }
+        let unreachable = try Host.runProduct("uni", ["--data-dir", dir.path, "ps"])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("cannot reach unid"), "\(unreachable.stderr)")
 
         let next = try startDaemon(dataDir: dir.path)
         defer { next.send(SIGKILL) }
