@@ -121,15 +121,15 @@ struct VMManagerRaceTests {
     func otherPairs() async throws {
         let harness = try Harness()
         try await harness.run { manager in
-            _ = try await manager.create(VMConfig(name: "s", image: harness.image))
-            async let start = Self.outcome { try await manager.start("s") }
-            async let stop = Self.outcome { try await manager.stop("s") }
+            _ = try await manager.create(VMConfig(name: "sx", image: harness.image))
+            async let start = Self.outcome { try await manager.start("sx") }
+            async let stop = Self.outcome { try await manager.stop("sx") }
             _ = await (start, stop)
             await Self.checkInvariants(harness, manager)
 
-            _ = try await manager.create(VMConfig(name: "d", image: harness.image))
-            async let first = Self.outcome { try await manager.remove("d") }
-            async let second = Self.outcome { try await manager.remove("d") }
+            _ = try await manager.create(VMConfig(name: "gone", image: harness.image))
+            async let first = Self.outcome { try await manager.remove("gone") }
+            async let second = Self.outcome { try await manager.remove("gone") }
             let results = await [first, second]
             #expect(results.filter { (try? $0.get()) != nil }.count == 1)
             #expect(results.compactMap { if case .failure(let error) = $0 { return error.code } else { return nil } } == [UniError.Code.notFound])
