@@ -70,6 +70,15 @@ public protocol HypervisorInstance: AnyObject, Sendable {
     func forceStop()
     /// Waits until the process has ended; any number of callers may wait.
     func waitForExit() async -> VMExit
+    /// The VM's network and disk counters now; a counter the backend cannot
+    /// measure is `nil`. Called by the stats sampler every few seconds: it
+    /// must not block, and never waits on the manager.
+    func ioCounters() async -> VMIOCounters
+}
+
+extension HypervisorInstance {
+    /// A backend without I/O counters measures none.
+    public func ioCounters() async -> VMIOCounters { .unavailable }
 }
 
 /// How a VM process ended.
