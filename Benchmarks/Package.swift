@@ -17,6 +17,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "UniHTTP", package: "uni"),
                 .product(name: "UniKit", package: "uni"),
+                .product(name: "UniKitTesting", package: "uni"),
             ],
             path: "Benchmarks/UniBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

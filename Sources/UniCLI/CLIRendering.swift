@@ -38,6 +38,43 @@ public enum CLIRendering {
         }
     }
 
+    /// The `uni stats` table: ID NAME CPU % MEM NET RX NET TX DISK READ DISK WRITE;
+    /// `-` where a number could not be measured.
+    public static func statsTable(_ samples: [VMStats]) -> String {
+        let header = ["ID", "NAME", "CPU %", "MEM", "NET RX", "NET TX", "DISK READ", "DISK WRITE"]
+        let rows = samples.map { stats in
+            [stats.vmID.rawValue, stats.name, stats.cpuPercent.map(percent) ?? "-", stats.memoryRSSBytes.map(bytes) ?? "-",
+             stats.networkReceivedBytes.map(bytes) ?? "-", stats.networkTransmittedBytes.map(bytes) ?? "-",
+             stats.diskReadBytes.map(bytes) ?? "-", stats.diskWrittenBytes.map(bytes) ?? "-"]
+        }
+        return render([header] + rows)
+    }
+
+    /// `12.5%`: one decimal.
+    public static func percent(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)%"
+    }
+
+    /// `512 B`, `1.3 KiB`, `48.2 MiB`, `2.0 GiB`: binary units, one decimal past bytes.
+    public static func bytes(_ value: UInt64) -> String {
+        let units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
+        guard value >= 1024 else { return "\(value) B" }
+        var scaled = Double(value) / 1024
+        var unit = 0
+        while scaled >= 1024, unit < units.count - 1 {
+            scaled /= 1024
+            unit += 1
+        }
+        let tenths = Int((scaled * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+    }
+
+    /// One compact JSON line (NDJSON), as `uni stats --output json` prints each sample.
+    public static func jsonLine(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONCoding.makeEncoder().encode(value), as: UTF8.self) + "\n"
+    }
+
     /// Left-aligned columns separated by three spaces.
     static func render(_ rows: [[String]]) -> String {
         guard let columns = rows.first?.count else { return "" }

@@ -73,6 +73,12 @@ public struct UniClient: Sendable {
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
 
+    /// `GET /v1/vms/{ref}/stats`: the current sample and the recent ones.
+    public func stats(_ reference: String) throws -> VMStatsHistory { try call("GET", try path(reference, "stats")) }
+
+    /// `GET /v1/stats`: the current sample of every running VM.
+    public func stats() throws -> [VMStats] { try call("GET", "/v1/stats") }
+
     /// `POST /v1/vms/{ref}/wait`: the final record once the VM has stopped.
     public func wait(_ reference: String) throws -> VM { try call("POST", try path(reference, "wait")) }
 
@@ -249,6 +255,12 @@ extension UniClient {
     public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM { try await offThread { try $0.stop(reference, timeout: timeout) } }
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) async throws -> VM { try await offThread { try $0.kill(reference) } }
+
+    /// `GET /v1/vms/{ref}/stats`, off the calling thread.
+    public func stats(_ reference: String) async throws -> VMStatsHistory { try await offThread { try $0.stats(reference) } }
+
+    /// `GET /v1/stats`, off the calling thread.
+    public func stats() async throws -> [VMStats] { try await offThread { try $0.stats() } }
     /// `POST /v1/vms/{ref}/wait`.
     public func wait(_ reference: String) async throws -> VM { try await offThread { try $0.wait(reference) } }
     /// `DELETE /v1/vms/{ref}`.

@@ -5,6 +5,9 @@ import FoundationEssentials
 import Foundation
 #endif
 import UniCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `uni`: a docker-like CLI over unid's API. Commands parse, call the client
 /// and print; formatting and checks live in ``CLIRendering`` and ``RunOptions``.
@@ -20,7 +23,7 @@ public struct UniCommand: ParsableCommand {
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
     )
 }
 
@@ -146,6 +149,81 @@ struct Stop: UniSubcommand {
     func run() throws {
         let timeout = try self.timeout.map { try DurationParser.parse($0, flag: "--timeout") }
         try forEach(vms) { print(try global.client.stop($0, timeout: timeout).name) }
+    }
+}
+
+struct Stats: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Show running VMs' CPU, memory, network and disk use (every running VM without arguments).",
+        discussion: "One sample by default; --watch redraws every 3 s until Ctrl-C. Numbers that cannot be measured show as '-' (null in JSON)."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM names, ids or id prefixes (default: every running VM).") var vms: [String] = []
+    @Flag(name: [.short, .long], help: "Redraw until Ctrl-C.") var watch = false
+    @Option(name: .long, parsing: .unconditional, help: "How often --watch redraws (e.g. 5s; default 3s, at least 100ms).") var interval: String?
+    @Option(name: .long, help: "table, or json: one JSON object per VM per sample (NDJSON).") var output: OutputFormat = .table
+
+    func run() throws {
+        let interval = try StatsScreen.interval(self.interval, watch: watch)
+        for reference in vms { try VMReference.check(reference) }
+        let client = global.client
+        let screen = StatsScreen(redraw: watch && output == .table && isatty(STDOUT_FILENO) == 1)
+        screen.begin()
+        var first = true
+        repeat {
+            if !first { StatsScreen.sleep(interval) }
+            let samples = try vms.isEmpty ? client.stats() : vms.map { try client.stats($0).current }
+            switch output {
+            case .table: screen.show(CLIRendering.statsTable(samples), first: first)
+            case .json: StandardStreams.writeOutput(Array(try samples.map(CLIRendering.jsonLine).joined().utf8))
+            }
+            first = false
+        } while watch
+    }
+}
+
+/// How `uni stats --watch` draws: in place on a terminal (cursor hidden,
+/// shown again on Ctrl-C), one table after another elsewhere.
+struct StatsScreen {
+    /// Whether output is a terminal that is redrawn in place.
+    let redraw: Bool
+
+    /// `--interval`: a duration of at least 100 ms, only with `--watch`.
+    static func interval(_ text: String?, watch: Bool) throws -> Duration {
+        guard let text else { return .seconds(3) }
+        guard watch else { throw UniError.invalid("--interval '\(text)' applies to --watch only") }
+        let value = try DurationParser.parse(text, flag: "--interval")
+        guard value >= .milliseconds(100) else {
+            throw UniError.invalid("invalid --interval '\(text)': must be at least 100ms")
+        }
+        return value
+    }
+
+    /// Hides the cursor and makes Ctrl-C show it again before exiting.
+    func begin() {
+        guard redraw else { return }
+        signal(SIGINT) { _ in
+            // Only async-signal-safe calls here: write(2) and _exit(2).
+            let restore: StaticString = "\u{1B}[?25h\n"
+            _ = write(STDOUT_FILENO, restore.utf8Start, restore.utf8CodeUnitCount)
+            _exit(130)
+        }
+        StandardStreams.writeOutput(Array("\u{1B}[?25l".utf8))
+    }
+
+    /// Draws one table: over the last one on a terminal, after a blank line elsewhere.
+    func show(_ table: String, first: Bool) {
+        let prefix = redraw ? "\u{1B}[H\u{1B}[2J" : (first ? "" : "\n")
+        // One write per frame, so a Ctrl-C never leaves half a table.
+        StandardStreams.writeOutput(Array((prefix + table).utf8))
+    }
+
+    /// Sleeps `duration` on this thread (the CLI runs without Swift concurrency).
+    static func sleep(_ duration: Duration) {
+        var request = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }
 

@@ -44,6 +44,14 @@ public enum APIRouter {
             return try json(vm, status: .created)
         }
 
+        v1.get("stats") { _, _ in
+            try json(await manager.stats())
+        }
+
+        v1.get("vms/:ref/stats") { _, context in
+            try json(await manager.stats(try reference(context)))
+        }
+
         v1.get("vms/:ref") { _, context in
             try json(await manager.inspect(try reference(context)))
         }

@@ -93,7 +93,8 @@ public final class ScriptedInstance: HypervisorInstance {
     private let exitValue = OneShot<VMExit>()
     private let powerdowns = Mutex(0)
 
-    init(pid: Int32, honorsPowerdown: Bool) {
+    /// A "process" with `pid` that exits on powerdown when `honorsPowerdown`.
+    public init(pid: Int32 = Int32.random(in: 10_000...99_999), honorsPowerdown: Bool = true) {
         self.pid = pid
         self.honorsPowerdown = honorsPowerdown
     }

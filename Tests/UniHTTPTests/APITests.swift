@@ -17,6 +17,7 @@ struct APIHarness {
     let directory: TemporaryDirectory
     let manager: VMManager
     let hypervisor: ScriptedHypervisor
+    let statsSource = FixedStatsSource(VMStatsReading(source: .proc, cpuSeconds: 1, memoryRSSBytes: 48 << 20))
     let image: String
     var socketPath: String { directory.path + "/unid.sock" }
     var client: UniClient { UniClient(socketPath: socketPath) }
@@ -25,8 +26,10 @@ struct APIHarness {
         directory = try TemporaryDirectory()
         hypervisor = ScriptedHypervisor(script: script)
         let dataDirectory = DataDirectory(root: directory.path)
-        manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: dataDirectory), store: FileVMStore(dataDirectory: dataDirectory),
-                            hypervisor: hypervisor, logger: Logger(label: "test"))
+        manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: dataDirectory, statsSecondSampleDelay: .milliseconds(20)),
+                            backends: VMManagerBackends(store: FileVMStore(dataDirectory: dataDirectory), hypervisor: hypervisor,
+                                                        statsSource: statsSource),
+                            logger: Logger(label: "test"))
         image = directory.path + "/kernel.elf"
         _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
     }
@@ -293,5 +296,42 @@ struct CLIHelperTests {
         #expect(missing.message == "env file '/nonexistent.env' does not exist or is not readable")
         let image = try #require(throws: UniError.self) { try RunOptions.resolveImage("/nonexistent.elf") }
         #expect(image.message == "image '/nonexistent.elf' does not exist")
+    }
+}
+
+@Suite("Stats over the API and in the CLI")
+struct StatsAPITests {
+    @Test("GET /v1/vms/{ref}/stats and /v1/stats: numbers where measured, null where not")
+    func stats() async throws {
+        try await APIHarness().run { harness in
+            let client = harness.client
+            _ = try await client.create(VMConfig(name: "web", image: harness.image))
+            let history = try await client.stats("web")
+            #expect(history.current.memoryRSSBytes == 48 << 20)
+            #expect(history.current.networkReceivedBytes == nil)
+            #expect(try await client.stats().map(\.name) == ["web"])
+            let raw = try await harness.raw(.GET, "/v1/vms/web/stats")
+            #expect(raw.status == 200)
+            #expect(raw.body.contains("\"network_tx_bytes\":null"))
+            let missing = try await harness.raw(.GET, "/v1/vms/nope/stats")
+            #expect(missing.status == 404)
+            #expect(missing.body.contains("no such vm: nope"))
+        }
+    }
+
+    @Test("the stats table shows units and '-' for what was not measured")
+    func table() throws {
+        var stats = VMStats(vmID: try VMID("0123456789ab"), name: "web", sampledAt: Date(), source: .proc)
+        stats.cpuPercent = 12.46
+        stats.memoryRSSBytes = 50_541_363
+        stats.networkReceivedBytes = 1331
+        #expect(CLIRendering.statsTable([stats]) == """
+        ID             NAME   CPU %   MEM        NET RX    NET TX   DISK READ   DISK WRITE
+        0123456789ab   web    12.5%   48.2 MiB   1.3 KiB   -        -           -
+
+        """)
+        #expect(CLIRendering.bytes(512) == "512 B")
+        #expect(CLIRendering.bytes(3 << 30) == "3.0 GiB")
+        #expect(CLIRendering.percent(0) == "0.0%")
     }
 }

@@ -19,7 +19,8 @@ struct ObservabilityTests {
         vm.state = .running
         vm.startCount = 2
         telemetry.update(vms: [vm])
-        telemetry.record(ProcessSample(cpuSeconds: 1.25, residentBytes: 1 << 20), pid: 1, for: vm.id)
+        let target = StatsTarget(id: vm.id, name: vm.name, pid: 1, instance: ScriptedInstance(pid: 1))
+        telemetry.record(VMStatsSampler().record(VMStatsReading(source: .proc, cpuSeconds: 1.25, memoryRSSBytes: 1 << 20), for: target, at: Date(), instant: .now))
         telemetry.recordOperation(.create)
         telemetry.recordStart(duration: .milliseconds(40))
         return (MetricsRouter.render(factory.registry), factory.registry)

@@ -43,10 +43,17 @@ struct TelemetryTests {
         #expect(try metrics.expectCounter(MetricNames.vmRestarts, labels).totalValue == 2)
         #expect(try metrics.expectGauge(MetricNames.vmUp, labels).lastValue == 1)
 
-        telemetry.record(ProcessSample(cpuSeconds: 1.5, residentBytes: 4096), pid: 100, for: running.id)
-        telemetry.record(ProcessSample(cpuSeconds: 2.0, residentBytes: 8192), pid: 100, for: running.id)
+        let sampler = VMStatsSampler()
+        let first = StatsTarget(id: running.id, name: "web", pid: 100, instance: ScriptedInstance(pid: 100))
+        func sample(_ cpu: Double, _ rss: UInt64, _ target: StatsTarget) {
+            telemetry.record(sampler.record(VMStatsReading(source: .proc, cpuSeconds: cpu, memoryRSSBytes: rss), for: target, at: Date(), instant: .now))
+        }
+        sample(1.5, 4096, first)
+        sample(2.0, 8192, first)
         // A new QEMU (restart) starts its own count from 0; the VM's counter keeps growing.
-        telemetry.record(ProcessSample(cpuSeconds: 0.25, residentBytes: 8192), pid: 200, for: running.id)
+        sample(0.25, 8192, StatsTarget(id: running.id, name: "web", pid: 200, instance: ScriptedInstance(pid: 200)))
+        // Network and disk were not measured: no series, never 0.
+        #expect(metrics.counters(label: MetricNames.vmNetworkReceiveBytes, dimensions: labels).isEmpty)
         #expect(try metrics.expectGauge(MetricNames.vmMemoryRSS, labels).lastValue == 8192)
         // 1.5 + 0.5 + 0.25 s; swift-metrics' default floating point counter accumulates whole units.
         #expect(metrics.counterTotal(label: MetricNames.vmCPUSeconds, dimensions: labels) == 2)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import UniHTTP
 import UniKit
+import UniKitTesting
 
 /// Telemetry hot paths, each next to a baseline measured in the same run:
 /// - `/metrics` render at 1,000 and 10,000 VMs (targets: p50 <= 2 ms and <= 20 ms);
@@ -22,8 +23,11 @@ let benchmarks: @Sendable () -> Void = {
             return vm
         }
         telemetry.update(vms: vms)
+        let sampler = VMStatsSampler()
         for (index, vm) in vms.enumerated() where vm.state == .running {
-            telemetry.record(ProcessSample(cpuSeconds: Double(index) * 0.01, residentBytes: UInt64(64 << 20)), pid: Int32(index + 100), for: vm.id)
+            let target = StatsTarget(id: vm.id, name: vm.name, pid: Int32(index + 100), instance: ScriptedInstance(pid: Int32(index + 100)))
+            let reading = VMStatsReading(source: .proc, cpuSeconds: Double(index) * 0.01, memoryRSSBytes: UInt64(64 << 20))
+            telemetry.record(sampler.record(reading, for: target, at: now, instant: .now))
         }
         Benchmark("/metrics render, \(count) VMs", configuration: .init(scalingFactor: .one)) { benchmark in
             for _ in benchmark.scaledIterations {

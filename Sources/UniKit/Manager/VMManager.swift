@@ -21,6 +21,8 @@ import Tracing
 public actor VMManager: Service {
     /// The settings it was built with.
     public nonisolated let configuration: VMManagerConfiguration
+    /// The per-VM stats every reader shares (poller, `/metrics`, API, dashboard).
+    public nonisolated let sampler: VMStatsSampler
     let backends: VMManagerBackends
     let logger: Logger
 
@@ -61,6 +63,7 @@ public actor VMManager: Service {
         self.backends = backends
         self.logger = logger
         self.table = VMTable(removedRecordsKept: configuration.removedRecordsKept)
+        self.sampler = VMStatsSampler(capacity: configuration.statsHistory)
         (exitWatches, exitWatchContinuation) = AsyncStream.makeStream()
     }
 

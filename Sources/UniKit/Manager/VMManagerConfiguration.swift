@@ -13,6 +13,11 @@ public struct VMManagerConfiguration: Sendable {
     public var removedRecordsKept: Int
     /// How often records that could not be saved (a full disk) are written again.
     public var storeRetryInterval: Duration
+    /// How many stats samples are kept per VM (10 minutes at the 5 s poll interval).
+    public var statsHistory: Int
+    /// How long a stats request waits for a second sample of a VM sampled
+    /// only once, so it can answer with a CPU %.
+    public var statsSecondSampleDelay: Duration
     /// The wall clock used for record timestamps.
     public var now: @Sendable () -> Date
     /// The clock that times stop timeouts and store retries.
@@ -25,6 +30,8 @@ public struct VMManagerConfiguration: Sendable {
         consoleLogMaximumBytes: Int = 1 << 20,
         removedRecordsKept: Int = 256,
         storeRetryInterval: Duration = .seconds(5),
+        statsHistory: Int = 120,
+        statsSecondSampleDelay: Duration = .milliseconds(250),
         now: @escaping @Sendable () -> Date = { Date() },
         clock: any Clock<Duration> = ContinuousClock()
     ) {
@@ -33,6 +40,8 @@ public struct VMManagerConfiguration: Sendable {
         self.consoleLogMaximumBytes = consoleLogMaximumBytes
         self.removedRecordsKept = removedRecordsKept
         self.storeRetryInterval = storeRetryInterval
+        self.statsHistory = statsHistory
+        self.statsSecondSampleDelay = statsSecondSampleDelay
         self.now = now
         self.clock = clock
     }
@@ -49,12 +58,16 @@ public struct VMManagerBackends: Sendable {
     public var telemetry: VMTelemetry?
     /// Where lifecycle spans go.
     public var tracer: any Tracer
+    /// What measures running VMs.
+    public var statsSource: any StatsSource
 
-    /// Groups the backends; telemetry and tracing are off by default.
-    public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer()) {
+    /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
+    public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
+                statsSource: any StatsSource = ProcStatsSource()) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
         self.tracer = tracer
+        self.statsSource = statsSource
     }
 }

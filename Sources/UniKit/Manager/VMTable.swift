@@ -65,9 +65,7 @@ struct VMTable: Sendable {
     ///   reference (a name two VMs share, a prefix of several ids),
     ///   `notFound` when nothing matches.
     func resolve(_ reference: String) throws -> VMID {
-        guard !reference.isEmpty else {
-            throw UniError.invalid("invalid vm reference '': give a name, id or id prefix")
-        }
+        try VMReference.check(reference)
         if let id = try? VMID(reference), records[id] != nil { return id }
         let named = records.values.filter { $0.name == reference }.map(\.id)
         if named.count == 1 { return named[0] }

@@ -25,6 +25,14 @@ public enum MetricNames {
     public static let vmUp = "uni_vm_up"
     /// Histogram: seconds from a start request until the VM runs.
     public static let vmStartDuration = "uni_vm_start_duration_seconds"
+    /// Counter by VM: bytes the guest received over its network.
+    public static let vmNetworkReceiveBytes = "uni_vm_network_receive_bytes_total"
+    /// Counter by VM: bytes the guest sent over its network.
+    public static let vmNetworkTransmitBytes = "uni_vm_network_transmit_bytes_total"
+    /// Counter by VM: bytes read from its disk.
+    public static let vmDiskReadBytes = "uni_vm_disk_read_bytes_total"
+    /// Counter by VM: bytes written to its disk.
+    public static let vmDiskWrittenBytes = "uni_vm_disk_written_bytes_total"
     /// Counter: console bytes that could not be written to disk (a full disk).
     public static let consoleDroppedBytes = "uni_console_dropped_bytes_total"
     /// Counter: VM record writes the store refused.
@@ -54,6 +62,10 @@ public enum MetricNames {
         vmRestarts: "Starts of the VM after its first one.",
         vmUp: "1 while the VM's QEMU process runs, else 0.",
         vmStartDuration: "Seconds from a start request until QEMU reports the guest running.",
+        vmNetworkReceiveBytes: "Bytes the guest received over its network (QEMU filter-dump), summed over its runs.",
+        vmNetworkTransmitBytes: "Bytes the guest sent over its network (QEMU filter-dump), summed over its runs.",
+        vmDiskReadBytes: "Bytes read from the VM's disk (QMP query-blockstats), summed over its runs.",
+        vmDiskWrittenBytes: "Bytes written to the VM's disk (QMP query-blockstats), summed over its runs.",
         consoleDroppedBytes: "Serial console bytes that could not be written to console.log (followers still got them).",
         storeWriteFailures: "VM record writes (saves and deletes) the store refused; unid retries saves.",
     ]

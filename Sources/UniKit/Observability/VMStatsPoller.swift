@@ -1,20 +1,19 @@
 import Logging
 import ServiceLifecycle
 
-/// Every `interval` (5 s by default) reads the host-side numbers of every
-/// running VM and refreshes the VM gauges. Reads only `/proc` (never a
-/// stopped VM's QMP socket), so a busy or stopped VM cannot stall it.
+/// Every `interval` (5 s by default) samples every running VM through the
+/// manager's ``VMStatsSampler`` and refreshes the VM gauges and per-VM
+/// series of `/metrics`. Each VM is read off the manager's actor and all
+/// at once, so a slow QMP socket holds up neither the others nor the API.
 public struct VMStatsPoller: Service {
     private let manager: VMManager
-    private let telemetry: VMTelemetry
-    private let source: any StatsSource
+    private let telemetry: VMTelemetry?
     private let interval: Duration
 
-    /// A poller over `manager`'s VMs.
-    public init(manager: VMManager, telemetry: VMTelemetry, source: any StatsSource = ProcStatsSource(), interval: Duration = .seconds(5)) {
+    /// A poller over `manager`'s VMs (`telemetry` `nil`: samples for the API only).
+    public init(manager: VMManager, telemetry: VMTelemetry?, interval: Duration = .seconds(5)) {
         self.manager = manager
         self.telemetry = telemetry
-        self.source = source
         self.interval = interval
     }
 
@@ -30,14 +29,12 @@ public struct VMStatsPoller: Service {
 
     /// One refresh; tests call it directly.
     public func tick() async {
+        let updates = await manager.sampleStats()
         let vms = await manager.list(all: true)
+        guard let telemetry else { return }
         telemetry.update(vms: vms)
-        for vm in vms where vm.state.hasProcess {
-            if let pid = vm.pid, let sample = source.sample(pid: pid) {
-                telemetry.record(sample, pid: pid, for: vm.id)
-            } else {
-                telemetry.clearSample(for: vm.id)
-            }
-        }
+        let sampled = Set(updates.map(\.stats.vmID))
+        for update in updates { telemetry.record(update) }
+        for vm in vms where vm.state.hasProcess && !sampled.contains(vm.id) { telemetry.clearSample(for: vm.id) }
     }
 }

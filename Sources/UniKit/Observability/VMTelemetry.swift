@@ -23,23 +23,24 @@ public final class VMTelemetry: Sendable {
 
     private final class PerVM: Sendable {
         let name: String
+        let dimensions: [(String, String)]
         let cpu: FloatingPointCounter
         let restarts: Counter
         let up: Gauge
         let memory: Mutex<Gauge?>
-        /// (pid, cpu seconds) of the last sample, to turn a per-process
-        /// total into increments of a per-VM counter across restarts.
-        let lastCPU: Mutex<(pid: Int32, seconds: Double)?>
+        /// I/O counters, created on their first measured value: a VM
+        /// without a network counter has no network series at all.
+        let io: Mutex<[String: Counter]>
         let countedRestarts: Mutex<Int>
 
         init(id: VMID, name: String, factory: any MetricsFactory) {
             self.name = name
-            let dimensions = [(MetricNames.vmIDLabel, id.rawValue), (MetricNames.nameLabel, name)]
+            dimensions = [(MetricNames.vmIDLabel, id.rawValue), (MetricNames.nameLabel, name)]
             cpu = FloatingPointCounter(label: MetricNames.vmCPUSeconds, dimensions: dimensions, factory: factory)
             restarts = Counter(label: MetricNames.vmRestarts, dimensions: dimensions, factory: factory)
             up = Gauge(label: MetricNames.vmUp, dimensions: dimensions, factory: factory)
             memory = Mutex(nil)
-            lastCPU = Mutex(nil)
+            io = Mutex([:])
             countedRestarts = Mutex(0)
         }
     }
@@ -121,20 +122,35 @@ public final class VMTelemetry: Sendable {
         for entry in removed { destroy(entry) }
     }
 
-    /// Records a process sample of a running VM.
-    public func record(_ sample: ProcessSample, pid: Int32, for id: VMID) {
+    /// Records one sample of a running VM from ``VMStatsSampler``, which
+    /// owns the deltas: counters grow by its increments.
+    public func record(_ update: VMStatsSampler.Update) {
+        let id = update.stats.vmID
         guard let entry = perVM.withLock({ $0[id] }) else { return }
-        let increment: Double = entry.lastCPU.withLock { last in
-            defer { last = (pid, sample.cpuSeconds) }
-            guard let previous = last, previous.pid == pid else { return sample.cpuSeconds }
-            return max(0, sample.cpuSeconds - previous.seconds)
+        if let cpu = update.increments.cpuSeconds, cpu > 0 { entry.cpu.increment(by: cpu) }
+        let io: [(String, UInt64?)] = [
+            (MetricNames.vmNetworkReceiveBytes, update.increments.networkReceivedBytes),
+            (MetricNames.vmNetworkTransmitBytes, update.increments.networkTransmittedBytes),
+            (MetricNames.vmDiskReadBytes, update.increments.diskReadBytes),
+            (MetricNames.vmDiskWrittenBytes, update.increments.diskWrittenBytes),
+        ]
+        entry.io.withLock { counters in
+            for (name, increment) in io {
+                guard let increment else { continue }
+                let counter = counters[name] ?? Counter(label: name, dimensions: entry.dimensions, factory: factory)
+                counters[name] = counter
+                counter.increment(by: Int64(clamping: increment))
+            }
         }
-        if increment > 0 { entry.cpu.increment(by: increment) }
+        guard let rss = update.stats.memoryRSSBytes else {
+            clearMemory(entry)
+            return
+        }
         entry.memory.withLock { gauge in
             if gauge == nil {
-                gauge = Gauge(label: MetricNames.vmMemoryRSS, dimensions: [(MetricNames.vmIDLabel, id.rawValue), (MetricNames.nameLabel, entry.name)], factory: factory)
+                gauge = Gauge(label: MetricNames.vmMemoryRSS, dimensions: entry.dimensions, factory: factory)
             }
-            gauge?.record(Double(sample.residentBytes))
+            gauge?.record(Double(rss))
         }
     }
 
@@ -152,6 +168,10 @@ public final class VMTelemetry: Sendable {
     }
 
     private func destroy(_ entry: PerVM) {
+        entry.io.withLock { counters in
+            for counter in counters.values { counter.destroy() }
+            counters.removeAll()
+        }
         entry.cpu.destroy()
         entry.restarts.destroy()
         entry.up.destroy()

@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import Testing
+import UniKit
+import UniKitTesting
+
+@Suite("Stats sampler")
+struct StatsSamplerTests {
+    let id = VMID.random()
+
+    func target(pid: Int32 = 100, instance: ScriptedInstance) -> StatsTarget {
+        StatsTarget(id: id, name: "web", pid: pid, instance: instance)
+    }
+
+    @Test("CPU % is the CPU time between two samples over the wall time between them; 100 = one core")
+    func cpuPercent() {
+        let sampler = VMStatsSampler()
+        let process = ScriptedInstance(pid: 100)
+        let start = ContinuousClock.now
+        let first = sampler.record(VMStatsReading(source: .proc, cpuSeconds: 10, memoryRSSBytes: 1 << 20), for: target(instance: process), at: Date(), instant: start)
+        #expect(first.stats.cpuPercent == nil)
+        #expect(first.increments.cpuSeconds == 10)
+        let second = sampler.record(VMStatsReading(source: .proc, cpuSeconds: 13, memoryRSSBytes: 2 << 20), for: target(instance: process), at: Date(), instant: start + .seconds(2))
+        #expect(second.stats.cpuPercent == 150)
+        #expect(second.increments.cpuSeconds == 3)
+        #expect(sampler.latest(id)?.memoryRSSBytes == 2 << 20)
+    }
+
+    @Test("a new process starts over: no CPU % across a restart, its counters count from their own zero")
+    func restart() {
+        let sampler = VMStatsSampler()
+        let start = ContinuousClock.now
+        let io = VMIOCounters(networkReceivedBytes: 5000, networkTransmittedBytes: 100)
+        sampler.record(VMStatsReading(source: .proc, cpuSeconds: 10, io: io), for: target(instance: ScriptedInstance(pid: 100)), at: Date(), instant: start)
+        let after = sampler.record(VMStatsReading(source: .proc, cpuSeconds: 1, io: VMIOCounters(networkReceivedBytes: 300)),
+                                   for: target(pid: 200, instance: ScriptedInstance(pid: 200)), at: Date(), instant: start + .seconds(1))
+        #expect(after.stats.cpuPercent == nil)
+        #expect(after.increments.cpuSeconds == 1)
+        #expect(after.increments.networkReceivedBytes == 300)
+        #expect(after.increments.networkTransmittedBytes == nil)
+        #expect(after.stats.networkTransmittedBytes == nil)
+    }
+
+    @Test("the ring keeps the newest samples, oldest first; removed VMs are forgotten")
+    func ring() {
+        let sampler = VMStatsSampler(capacity: 3)
+        let process = ScriptedInstance(pid: 100)
+        let start = ContinuousClock.now
+        for second in 0..<5 {
+            sampler.record(VMStatsReading(source: .proc, cpuSeconds: Double(second)), for: target(instance: process), at: Date(), instant: start + .seconds(second))
+        }
+        #expect(sampler.history(id).map(\.cpuSeconds) == [2, 3, 4])
+        #expect(sampler.latest(id)?.cpuSeconds == 4)
+        sampler.retain(only: [])
+        #expect(sampler.history(id).isEmpty)
+        #expect(sampler.latest(id) == nil)
+    }
+
+    @Test("unmeasured numbers are null in JSON, never 0 and never missing")
+    func json() throws {
+        let stats = VMStats(vmID: id, name: "web", sampledAt: Date(timeIntervalSince1970: 0), source: .proc)
+        let text = String(decoding: try JSONCoding.makeEncoder().encode(stats), as: UTF8.self)
+        #expect(text.contains("\"network_rx_bytes\":null"))
+        #expect(text.contains("\"cpu_percent\":null"))
+        #expect(try JSONCoding.makeDecoder().decode(VMStats.self, from: Data(text.utf8)) == stats)
+    }
+}
+
+@Suite("VMManager stats (fixed stats source)")
+struct VMManagerStatsTests {
+    @Test("a VM newer than one poll interval is sampled twice on demand, so it has a CPU %; a stopped one has no stats")
+    func onDemand() async throws {
+        let source = FixedStatsSource(VMStatsReading(source: .proc, cpuSeconds: 2, memoryRSSBytes: 32 << 20))
+        let directory = try TemporaryDirectory()
+        let image = directory.path + "/kernel.elf"
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let manager = VMManager(
+            configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), statsSecondSampleDelay: .milliseconds(10)),
+            backends: VMManagerBackends(store: InMemoryVMStore(), hypervisor: ScriptedHypervisor(), statsSource: source),
+            logger: Logger(label: "test")
+        )
+        defer { directory.remove() }
+        try await manager.load()
+        try await manager.withRunning { manager in
+            _ = try await manager.run(VMConfig(name: "web", image: image))
+            let history = try await manager.stats("web")
+            #expect(source.sampleCount == 2)
+            #expect(history.current.cpuPercent == 0)
+            #expect(history.current.memoryRSSBytes == 32 << 20)
+            #expect(history.recent.count == 2)
+            // Sampled already: answered from the ring, no new reading.
+            _ = try await manager.stats("web")
+            #expect(source.sampleCount == 2)
+            #expect(try await manager.stats().map(\.name) == ["web"])
+            _ = try await manager.kill("web")
+            let error = await #expect(throws: UniError.self) { try await manager.stats("web") }
+            #expect(error?.message == "vm web is not running (state: stopped): it has no stats")
+            #expect(try await manager.stats().isEmpty)
+        }
+    }
+}
