@@ -28,6 +28,10 @@ struct CLICommandTests {
         (["stop", "-t", "-1s", "x"], "invalid --timeout '-1s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
         (["inspect", ""], "invalid vm reference '': give a name, id or id prefix"),
         (["logs", ""], "invalid vm reference '': give a name, id or id prefix"),
+        (["stats", "--watch", "--interval", "-3s"], "invalid --interval '-3s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
+        (["stats", "--watch", "--interval", "10ms"], "invalid --interval '10ms': must be at least 100ms"),
+        (["stats", "--interval", "5s"], "--interval '5s' applies to --watch only"),
+        (["stats", ""], "invalid vm reference '': give a name, id or id prefix"),
     ])
     func negativeLookingValues(arguments: [String], message: String) {
         let result = Self.uni(arguments)
