@@ -98,9 +98,10 @@ public enum RunOptions {
     /// Resolves `image` against the current directory and checks it can be read.
     /// - Throws: ``UniError`` (`invalidArgument`) naming the path.
     public static func resolveImage(_ image: String) throws -> String {
+        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
         let path = DataDirectory.absolute(image)
         var status = stat()
-        guard stat(path, &status) == 0 else { throw UniError.invalid("image '\(image)' does not exist") }
+        guard stat(path, &status) == 0 else { throw UniError.invalid("image '\(image.escapingControlCharacters)' does not exist") }
         guard (status.st_mode & S_IFMT) != S_IFDIR else { throw UniError.invalid("image '\(image)' is a directory, not an image file") }
         guard access(path, R_OK) == 0 else { throw UniError.invalid("image '\(image)' is not readable") }
         return path

@@ -16,13 +16,18 @@ public final class ScriptedHypervisor: Hypervisor {
         public var honorsPowerdown: Bool
         /// When set, the guest exits with this code as soon as it runs.
         public var exitsWith: Int32?
+        /// Whether a powerdown request hangs until the process ends, as QMP
+        /// does with a QEMU that is stopped or wedged.
+        public var powerdownHangs: Bool
 
         /// Creates a script.
-        public init(consoleOutput: String = "", launchError: UniError? = nil, honorsPowerdown: Bool = true, exitsWith: Int32? = nil) {
+        public init(consoleOutput: String = "", launchError: UniError? = nil, honorsPowerdown: Bool = true, exitsWith: Int32? = nil,
+                    powerdownHangs: Bool = false) {
             self.consoleOutput = consoleOutput
             self.launchError = launchError
             self.honorsPowerdown = honorsPowerdown
             self.exitsWith = exitsWith
+            self.powerdownHangs = powerdownHangs
         }
     }
 
@@ -77,7 +82,8 @@ public final class ScriptedHypervisor: Hypervisor {
         await hold?.suspend()
         let script = script(request.vm)
         if let error = script.launchError { throw error }
-        let instance = ScriptedInstance(pid: Int32.random(in: 10_000...99_999), honorsPowerdown: script.honorsPowerdown)
+        let instance = ScriptedInstance(pid: Int32.random(in: 10_000...99_999), honorsPowerdown: script.honorsPowerdown && !script.powerdownHangs,
+                                        powerdownHangs: script.powerdownHangs)
         request.console.append(Array(script.consoleOutput.utf8))
         instances.withLock { $0[request.vm.id] = instance }
         allInstances.withLock { $0.append((request.vm.id, instance)) }
@@ -90,13 +96,16 @@ public final class ScriptedHypervisor: Hypervisor {
 public final class ScriptedInstance: HypervisorInstance {
     public let pid: Int32?
     private let honorsPowerdown: Bool
+    private let powerdownHangs: Bool
     private let exitValue = OneShot<VMExit>()
     private let powerdowns = Mutex(0)
 
     /// A "process" with `pid` that exits on powerdown when `honorsPowerdown`.
-    public init(pid: Int32 = Int32.random(in: 10_000...99_999), honorsPowerdown: Bool = true) {
+    /// With `powerdownHangs`, a powerdown request returns only once the process has ended.
+    public init(pid: Int32 = Int32.random(in: 10_000...99_999), honorsPowerdown: Bool = true, powerdownHangs: Bool = false) {
         self.pid = pid
         self.honorsPowerdown = honorsPowerdown
+        self.powerdownHangs = powerdownHangs
     }
 
     /// How many powerdown requests reached the guest.
@@ -113,6 +122,10 @@ public final class ScriptedInstance: HypervisorInstance {
 
     public func requestPowerdown() async throws {
         powerdowns.withLock { $0 += 1 }
+        if powerdownHangs {
+            _ = await exitValue.wait()
+            throw UniError(.hypervisorFailed, "QMP connection closed by QEMU")
+        }
         if honorsPowerdown { exitValue.resolve(VMExit(exitCode: 0, processStatus: 1)) }
     }
 

@@ -32,6 +32,7 @@ struct CLICommandTests {
         (["stats", "--watch", "--interval", "10ms"], "invalid --interval '10ms': must be at least 100ms"),
         (["stats", "--interval", "5s"], "--interval '5s' applies to --watch only"),
         (["stats", ""], "invalid vm reference '': give a name, id or id prefix"),
+        (["run", ""], "missing image: give the path of a kernel or disk image"),
     ])
     func negativeLookingValues(arguments: [String], message: String) {
         let result = Self.uni(arguments)

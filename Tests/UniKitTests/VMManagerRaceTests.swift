@@ -297,3 +297,77 @@ struct VMTableTests {
         #expect(enteredAgain)
     }
 }
+
+@Suite("VMManager with a QEMU that does not answer (fakes)")
+struct UnansweringHypervisorTests {
+    typealias Harness = VMManagerTests.Harness
+
+    @Test("a stop whose powerdown never returns ends at its timeout, and a kill meanwhile is not held up")
+    func hangingPowerdown() async throws {
+        let harness = try Harness(script: { _ in .init(powerdownHangs: true) }, stopTimeout: .seconds(60))
+        try await harness.run { manager in
+            _ = try await manager.run(VMConfig(name: "wedge", image: harness.image))
+            async let stopped = VMManagerRaceTests.outcome { try await manager.stop("wedge") }
+            // The stop holds the gate only to record `stopping`; the kill gets it next.
+            while try await manager.inspect("wedge").state != .stopping { await Task.yield() }
+            let killed = try await manager.kill("wedge")
+            #expect(killed.stopReason == .killed)
+            #expect(try await stopped.get().state == .stopped)
+
+            _ = try await manager.start("wedge")
+            let timedOut = try await manager.stop("wedge", timeout: .milliseconds(50))
+            #expect(timedOut.stopReason == .stopTimeout)
+        }
+    }
+
+    @Test("start checks the image again: a file replaced by a FIFO is refused, QEMU is never launched")
+    func imageReplacedByFIFO() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let image = harness.directory.path + "/swap.elf"
+            try FileManager.default.copyItem(atPath: harness.image, toPath: image)
+            _ = try await manager.create(VMConfig(name: "swap", image: image))
+            try FileManager.default.removeItem(atPath: image)
+            #expect(mkfifo(image, 0o600) == 0)
+            let error = await #expect(throws: UniError.self) { try await manager.start("swap") }
+            #expect(error?.message == "image '\(image)' is a FIFO, not a regular file")
+            #expect(harness.hypervisor.launchCount == 0)
+            #expect(try await manager.inspect("swap").state == .created)
+        }
+    }
+
+    @Test("a full disk while recovering a dead daemon's VMs does not keep the daemon down")
+    func recoveryOnFullDisk() async throws {
+        let harness = try Harness()
+        var orphan = VM(id: VMID.random(), name: "orphan", config: VMConfig(image: harness.image), imageKind: .kernel, createdAt: Date())
+        orphan.state = .running
+        try await harness.store.save(orphan)
+        harness.store.failWrites(with: UniError(.storeFailed, "No space left on device"))
+        try await harness.run { manager in
+            let recovered = try await manager.inspect("orphan")
+            #expect(recovered.state == .stopped)
+            #expect(await manager.healthProblem() == "store: 1 vm record(s) not saved (orphan), retrying: No space left on device")
+            harness.store.failWrites(with: nil)
+            await manager.saveUnsavedRecords()
+            #expect(await manager.healthProblem() == nil)
+        }
+    }
+}
+
+@Suite("Messages of bad values stay on one line")
+struct OneLineMessageTests {
+    @Test("a name with a newline is shown escaped; a body that is not an object says so")
+    func messages() throws {
+        #expect(throws: UniError.invalid("invalid name 'a\\nb': use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit")) {
+            try VMConfig.validate(name: "a\nb")
+        }
+        for body in ["[]", "null"] {
+            do {
+                _ = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(body.utf8))
+                Issue.record("\(body) decoded as a VM config")
+            } catch {
+                #expect(JSONCoding.describe(error).hasPrefix("the body must be"), "\(body): \(JSONCoding.describe(error))")
+            }
+        }
+    }
+}

@@ -124,7 +124,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
         }
         guard (1...63).contains(bytes.count), bytes.allSatisfy(allowed), let first = bytes.first,
               first != 95, first != 46, first != 45 else {
-            throw UniError.invalid("invalid name '\(name)': use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit")
+            throw UniError.invalid("invalid name '\(name.escapingControlCharacters)': use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit")
         }
         guard !VMID.isWellFormed(name) else {
             throw UniError.invalid("invalid name '\(name)': a name must not look like a VM id (12 hex digits)")

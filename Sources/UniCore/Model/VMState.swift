@@ -33,6 +33,10 @@ public enum VMState: String, Codable, Sendable, CaseIterable, CustomStringConver
 
     public var description: String { rawValue }
 
+    /// Whether a VM in this state may be removed (the table's `(removed)` row);
+    /// `rm -f` first kills a VM that is not.
+    public var isRemovable: Bool { self == .created || self == .stopped }
+
     /// Whether the lifecycle allows moving from this state to `next`.
     public func canTransition(to next: VMState) -> Bool {
         switch (self, next) {

@@ -46,8 +46,12 @@ extension JSONCoding {
         case let error as UniError: return error.message
         case DecodingError.keyNotFound(let key, let context):
             return "missing field '\(path(context.codingPath + [key]))'"
+        case DecodingError.typeMismatch(let type, let context) where context.codingPath.isEmpty:
+            return "the body must be \(expectation(type))"
         case DecodingError.typeMismatch(let type, let context):
             return "field '\(path(context.codingPath))' must be \(expectation(type))"
+        case DecodingError.valueNotFound(let type, let context) where context.codingPath.isEmpty:
+            return "the body must be \(expectation(type)), not null"
         case DecodingError.valueNotFound(let type, let context):
             return "field '\(path(context.codingPath))' must be \(expectation(type)), not null"
         case DecodingError.dataCorrupted(let context):

@@ -112,6 +112,9 @@ extension VMManager {
         let requested = ContinuousClock.now
         guard var vm = table[id] else { throw UniError(.notFound, "no such vm: \(id)") }
         try VMManager.require(vm, canBecome: .starting, for: "start")
+        // Again at each start: the file may have been replaced (by a FIFO,
+        // say) since the VM was created, and QEMU would hang opening it.
+        _ = try await ImageInspector.inspect(vm.config.image)
         let previous = vm.state
         let directory = configuration.dataDirectory.vmDirectory(id)
         do {
@@ -190,24 +193,22 @@ extension VMManager {
     }
 
     private func stopUntraced(_ reference: String, timeout: Duration?) async throws -> VM {
-        let (id, instance) = try await withGate(reference) { id, vm -> (VMID, any HypervisorInstance) in
-            guard let runtime = runtimes[id], vm.state == .running || vm.state == .stopping else {
+        let (id, instance, firstStop) = try await withGate(reference) { id, vm -> (VMID, any HypervisorInstance, Bool) in
+            // A second stop of a stopping VM waits for the same end.
+            guard let runtime = runtimes[id], vm.state == .stopping || vm.state.canTransition(to: .stopping) else {
                 throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "stop"))
             }
-            if vm.state == .running {
-                var stopping = vm
-                stopping.state = .stopping
-                try await commit(stopping, from: .running)
-                runtimes[id]?.intent = .stopped
-                do {
-                    try await runtime.instance.requestPowerdown()
-                } catch {
-                    logger.warning("powerdown request failed; will kill after the timeout", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
-                }
-            }
-            return (id, runtime.instance)
+            guard vm.state != .stopping else { return (id, runtime.instance, false) }
+            var stopping = vm
+            stopping.state = .stopping
+            try await commit(stopping, from: vm.state)
+            runtimes[id]?.intent = .stopped
+            return (id, runtime.instance, true)
         }
-        // Outside the gate: a `kill` or `rm -f` meanwhile ends the wait early.
+        // Outside the gate, and timed with the wait: a QEMU that does not
+        // answer QMP cannot stretch the stop, and a `kill` or `rm -f`
+        // meanwhile ends it early.
+        async let powerdown: Void = firstStop ? VMManager.requestPowerdown(instance, id: id, logger: logger) : ()
         let limit = timeout ?? configuration.stopTimeout
         let exit = await waitForExit(of: instance, timeout: limit) {
             if self.runtimes[id]?.instance === instance, self.runtimes[id]?.intent == .stopped {
@@ -216,6 +217,8 @@ extension VMManager {
             self.logger.info("stop timed out; killing", metadata: [LogKeys.vmID: "\(id)", "timeout": "\(limit)"])
             instance.forceStop()
         }
+        // The process is gone, so its QMP socket is closed and this returns at once.
+        await powerdown
         return try await recordExit(of: id, instance: instance, exit: exit)
     }
 
@@ -228,10 +231,21 @@ extension VMManager {
         }
     }
 
+    /// Sends the ACPI power button; a failure leaves the stop to its timeout.
+    nonisolated static func requestPowerdown(_ instance: any HypervisorInstance, id: VMID, logger: Logger) async {
+        do {
+            try await instance.requestPowerdown()
+        } catch {
+            logger.warning("powerdown request failed; will kill after the timeout", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
+        }
+    }
+
     /// The kill itself; the caller holds the VM's gate, which it keeps until
     /// the exit is recorded (a SIGKILLed QEMU ends within milliseconds).
+    /// Only a VM with a process has a runtime (`starting` is never seen
+    /// inside a gate: the start holds it).
     private func killInGate(_ id: VMID, _ vm: VM) async throws -> VM {
-        guard let runtime = runtimes[id], vm.state.canTransition(to: .stopped), vm.state != .starting else {
+        guard let runtime = runtimes[id], vm.state.canTransition(to: .stopped) else {
             throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "kill"))
         }
         runtimes[id]?.intent = .killed
@@ -248,7 +262,7 @@ extension VMManager {
         _ = try await traced(.remove, reference: reference) {
             try await self.withGate(reference) { id, vm -> VM in
                 var vm = vm
-                if vm.state.hasProcess {
+                if !vm.state.isRemovable {
                     guard force else {
                         throw UniError(.invalidState, "vm \(vm.name) is \(vm.state): stop it first or use rm -f")
                     }

@@ -137,7 +137,13 @@ public actor VMManager: Service {
                 vm.pid = nil
                 vm.stopReason = .daemonRecovered
                 vm.daemonRecovered = true
-                try await persist("record the recovery of vm \(vm.name)") { try await self.store.save(vm) }
+                do {
+                    try await persist("record the recovery of vm \(vm.name)") { try await self.store.save(vm) }
+                } catch {
+                    // A full disk must not keep the daemon down: the fact is
+                    // kept in memory, shown by /health, and written later.
+                    keepUnsaved(vm, error)
+                }
                 logTransition(vm, from: from.rawValue, to: vm.state.rawValue, extra: ["orphan_killed": "\(killed)"])
             }
             table.put(vm)

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOExtras
 import NIOPosix
+import Synchronization
 
 /// A QEMU Machine Protocol client over a VM's `qmp.sock`.
 ///
@@ -11,11 +12,16 @@ import NIOPosix
 public struct QMPClient: Sendable {
     /// The socket path.
     public let socketPath: String
+    /// How long one session may take, greeting included: a QEMU that does
+    /// not answer (stopped, wedged on a file) must not hold its caller, and
+    /// with it the VM's gate, forever.
+    public let timeout: Duration
     private let eventLoopGroup: any EventLoopGroup
 
     /// A client for the socket at `socketPath`.
-    public init(socketPath: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(socketPath: String, timeout: Duration = .seconds(5), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.socketPath = socketPath
+        self.timeout = timeout
         self.eventLoopGroup = eventLoopGroup
     }
 
@@ -40,11 +46,24 @@ public struct QMPClient: Sendable {
         } catch {
             throw UniError(.hypervisorFailed, "cannot connect to QMP socket '\(socketPath)': \(error)")
         }
-        return try await channel.executeThenClose { inbound, outbound in
-            let session = QMPSession(inbound: inbound.makeAsyncIterator(), outbound: outbound)
-            _ = try await session.readMessage(skippingEvents: false)  // greeting
-            _ = try await session.execute("qmp_capabilities", arguments: nil)
-            return try await body(session)
+        // Closing the channel ends the session's reads, whatever they wait on.
+        let expired = Mutex(false)
+        let timeout = timeout
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            expired.withLock { $0 = true }
+            channel.channel.close(promise: nil)
+        }
+        defer { watchdog.cancel() }
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                let session = QMPSession(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                _ = try await session.readMessage(skippingEvents: false)  // greeting
+                _ = try await session.execute("qmp_capabilities", arguments: nil)
+                return try await body(session)
+            }
+        } catch where expired.withLock({ $0 }) {
+            throw UniError(.hypervisorFailed, "QEMU did not answer on its QMP socket '\(socketPath)' within \(timeout)", cause: error)
         }
     }
 }
