@@ -105,7 +105,7 @@ final class ChildProcess: Sendable {
             // Output written just before the exit is delivered before the exit is.
             stdoutDone.wait()
             stderrDone.wait()
-            self.signalLock.withLock { _ in self.exit.resolve(termination) }
+            _ = self.signalLock.withLock { _ in self.exit.resolve(termination) }
         }
     }
 
