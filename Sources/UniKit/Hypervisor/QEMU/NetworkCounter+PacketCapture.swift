@@ -40,11 +40,18 @@ struct PacketCaptureTally: Sendable, Hashable {
                 continue
             }
             let size = sawGlobalHeader ? PacketCaptureTally.recordHeaderSize : PacketCaptureTally.globalHeaderSize
+            if header.isEmpty && chunk.count - index >= size {
+                // The usual case: a whole header in the chunk, read in place.
+                read(header: UnsafeRawBufferPointer(rebasing: chunk[index..<(index + size)]))
+                index += size
+                continue
+            }
             let taken = min(size - header.count, chunk.count - index)
             header.append(contentsOf: chunk[index..<(index + taken)])
             index += taken
             guard header.count == size else { break }
-            if sawGlobalHeader { readRecordHeader() } else { readGlobalHeader() }
+            let assembled = header
+            assembled.withUnsafeBytes { read(header: $0) }
             header.removeAll(keepingCapacity: true)
         }
     }
@@ -54,32 +61,36 @@ struct PacketCaptureTally: Sendable, Hashable {
         bytes.withUnsafeBytes { consume($0) }
     }
 
-    private mutating func readGlobalHeader() {
+    private mutating func read(header: UnsafeRawBufferPointer) {
+        if sawGlobalHeader { readRecordHeader(header) } else { readGlobalHeader(header) }
+    }
+
+    private mutating func readGlobalHeader(_ header: UnsafeRawBufferPointer) {
         sawGlobalHeader = true
         // Microsecond (a1b2c3d4) or nanosecond (a1b23c4d) timestamps, in
         // the writer's byte order; QEMU writes its host's.
-        switch word(at: 0) {
+        switch word(header, at: 0) {
         case 0xa1b2_c3d4, 0xa1b2_3c4d: bigEndian = false
         case 0xd4c3_b2a1, 0x4d3c_b2a1: bigEndian = true
         default: isValid = false; return
         }
-        captureLimit = word(at: 16)
+        captureLimit = word(header, at: 16)
     }
 
-    private mutating func readRecordHeader() {
-        let captured = word(at: 8)
+    private mutating func readRecordHeader(_ header: UnsafeRawBufferPointer) {
+        let captured = word(header, at: 8)
         guard captured <= captureLimit else {
             isValid = false
             return
         }
-        bytes += UInt64(word(at: 12))
+        bytes += UInt64(word(header, at: 12))
         packets += 1
         remainingPayload = Int(captured)
     }
 
-    /// The 32-bit field at `offset` of the header, in the writer's byte order.
-    private func word(at offset: Int) -> UInt32 {
-        let little = header[offset..<(offset + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    /// The 32-bit field at `offset` of `header`, in the writer's byte order.
+    private func word(_ header: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        let little = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         return bigEndian ? little.byteSwapped : little
     }
 }
