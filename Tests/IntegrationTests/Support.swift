@@ -31,25 +31,29 @@ enum Host {
     }()
 
     /// The test guests, built once per test process with the host toolchain.
-    static let guests: Result<(kernel: String, disk: String), any Error> = {
+    static let guests: Result<(kernel: String, disk: String), any Error> = buildGuests("native").map { ($0 + "/uni-test-kernel.elf", $0 + "/boot.img") }
+
+    /// Runs `Tests/Guests/build.sh` for `target` and returns the output folder.
+    static func buildGuests(_ target: String) -> Result<String, any Error> {
         let output = packageRoot + "/.build/guests"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [packageRoot + "/Tests/Guests/build.sh", output]
+        process.arguments = [packageRoot + "/Tests/Guests/build.sh", output, target]
         let errors = Pipe()
         process.standardError = errors
         do {
             try process.run()
-            process.waitUntilExit()
         } catch {
             return .failure(error)
         }
+        // Read before waiting: a chatty failure must not fill the pipe and hang the build.
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            return .failure(UniError(.internalError, "building the test guests failed: \(text)"))
+            return .failure(UniError(.internalError, "building the \(target) test guests failed: \(text)"))
         }
-        return .success((output + "/uni-test-kernel.elf", output + "/boot.img"))
-    }()
+        return .success(output)
+    }
 
     static func kernel() throws -> String { try guests.get().kernel }
     static func disk() throws -> String { try guests.get().disk }

@@ -20,8 +20,37 @@ struct QEMUCommandLineTests {
             "-qmp", "unix:/d/vms/0123456789ab/qmp.sock,server=on,wait=off",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-netdev", "user,id=net0,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-:53", "-device", "virtio-net-device,netdev=net0",
+            "-object", "filter-dump,id=uni-net-received,netdev=net0,queue=tx,file=/d/vms/0123456789ab/net-received.fifo,maxlen=1",
+            "-object", "filter-dump,id=uni-net-transmitted,netdev=net0,queue=rx,file=/d/vms/0123456789ab/net-transmitted.fifo,maxlen=1",
             "-kernel", "/img/k.elf", "-append", "lines=3",
         ])
+    }
+
+    @Test("network counting dumps each direction into a FIFO of the VM folder, escaped; off, no filter is attached")
+    func networkDumps() {
+        let config = VMConfig(image: "/img/k.elf")
+        let line = QEMUCommandLine(vm: vm(.kernel, config: config), directory: "/data,x/vms/a", accelerator: .tcg)
+        // queue=tx is what the netdev sends to the guest: the guest's received bytes.
+        #expect(line.networkDumpArguments == [
+            "-object", "filter-dump,id=uni-net-received,netdev=net0,queue=tx,file=/data,,x/vms/a/net-received.fifo,maxlen=1",
+            "-object", "filter-dump,id=uni-net-transmitted,netdev=net0,queue=rx,file=/data,,x/vms/a/net-transmitted.fifo,maxlen=1",
+        ])
+        let off = QEMUCommandLine(vm: vm(.kernel, config: config), directory: "/d", accelerator: .tcg, countsNetworkTraffic: false)
+        #expect(!off.arguments.contains("-object"))
+        #expect(off.arguments.count == line.arguments.count - 4)
+    }
+
+    @Test("the boot disk's counters come from the disk0 entry of query-blockstats")
+    func blockStats() throws {
+        let answer = try JSONDecoder().decode(JSONValue.self, from: Data("""
+        [{"device": "", "qdev": "/machine/unattached/device[20]", "stats": {"rd_bytes": 7, "wr_bytes": 0, "rd_operations": 1, "wr_operations": 0}},
+         {"device": "disk0", "qdev": "bootdisk", "stats": {"rd_bytes": 51712, "wr_bytes": 4096, "rd_operations": 101, "wr_operations": 2, "flush_operations": 0}}]
+        """.utf8))
+        let disk = try #require(QEMUInstance.bootDiskStatistics(in: answer))
+        #expect(disk.readBytes == 51712 && disk.writtenBytes == 4096 && disk.readOperations == 101 && disk.writeOperations == 2)
+        #expect(QEMUInstance.bootDiskStatistics(in: .array([])) == nil)
+        let partial = JSONValue.array([.object(["device": .string("disk0"), "stats": .object(["rd_bytes": .number(1)])])])
+        #expect(QEMUInstance.bootDiskStatistics(in: partial) == nil)
     }
 
     @Test("a disk image boots from IDE on pc with a snapshot overlay; commas are escaped")

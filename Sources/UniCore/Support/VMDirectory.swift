@@ -24,6 +24,11 @@ public struct VMDirectory: Sendable, Hashable {
     public var pidFilePath: String { path + "/qemu.pid" }
     /// The 0600 `KEY=VALUE` file handed to the guest through fw_cfg.
     public var environmentFilePath: String { path + "/env" }
+    /// The FIFO QEMU's `filter-dump` writes the packets the guest receives
+    /// into (pcap record headers), while the VM's process runs.
+    public var networkReceivedDumpPath: String { path + "/net-received.fifo" }
+    /// The FIFO QEMU's `filter-dump` writes the packets the guest sends into.
+    public var networkTransmittedDumpPath: String { path + "/net-transmitted.fifo" }
 }
 
 extension DataDirectory {

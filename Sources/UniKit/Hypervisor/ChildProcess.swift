@@ -153,9 +153,15 @@ final class ChildProcess: Sendable {
         close(fd)
     }
 
-    private static func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
+    /// Runs `body` on a new thread with a small stack: for work that blocks
+    /// in system calls and must never wait for the cooperative pool.
+    static func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            // Named from inside: Foundation on Linux names only the current
+            // thread in the kernel (what `top -H` and /proc/<pid>/task show).
+            Thread.current.name = name
+            body()
+        }
         thread.stackSize = 256 * 1024
         thread.start()
     }

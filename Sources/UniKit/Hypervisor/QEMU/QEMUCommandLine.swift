@@ -19,12 +19,16 @@ public struct QEMUCommandLine: Sendable {
     public var directory: String
     /// The accelerator.
     public var accelerator: Accelerator
+    /// Whether the network traffic is dumped into the FIFOs that unid reads
+    /// to count it (``networkDumpArguments``).
+    public var countsNetworkTraffic: Bool
 
     /// Creates a builder.
-    public init(vm: VM, directory: String, accelerator: Accelerator) {
+    public init(vm: VM, directory: String, accelerator: Accelerator, countsNetworkTraffic: Bool = true) {
         self.vm = vm
         self.directory = directory
         self.accelerator = accelerator
+        self.countsNetworkTraffic = countsNetworkTraffic
     }
 
     /// The QMP control socket.
@@ -34,6 +38,8 @@ public struct QEMUCommandLine: Sendable {
 
     /// The name the guest sees the environment under (`/sys/firmware/qemu_fw_cfg/by_name/opt/uni/env/raw`).
     public static let environmentFirmwareName = "opt/uni/env"
+    /// The `-drive` id of a disk image VM's boot disk (QMP's `device` in `query-blockstats`).
+    public static let bootDriveID = "disk0"
     /// The I/O port of the `isa-debug-exit` device: a guest that writes N there
     /// makes QEMU exit with status 2N+1, recorded as exit code N.
     public static let debugExitPort = 0xf4
@@ -61,6 +67,7 @@ public struct QEMUCommandLine: Sendable {
             netdev += ",hostfwd=\(port.transportProtocol.rawValue):\(port.hostAddress ?? ""):\(port.hostPort)-:\(port.guestPort)"
         }
         args += ["-netdev", netdev, "-device", (vm.machine == "microvm" ? "virtio-net-device" : "virtio-net-pci") + ",netdev=net0"]
+        if countsNetworkTraffic { args += networkDumpArguments }
         switch vm.imageKind {
         case .kernel:
             // Plain values, not option strings: no escaping (see the type's comment).
@@ -69,13 +76,32 @@ public struct QEMUCommandLine: Sendable {
         case .disk:
             // snapshot=on: the image stays pristine, like a container image;
             // guest writes go to a temporary overlay dropped at exit.
-            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=disk0,snapshot=on",
-                     "-device", "ide-hd,drive=disk0,id=bootdisk,bootindex=0"]
+            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=\(QEMUCommandLine.bootDriveID),snapshot=on",
+                     "-device", "ide-hd,drive=\(QEMUCommandLine.bootDriveID),id=bootdisk,bootindex=0"]
         }
         if !config.environment.isEmpty {
             args += ["-fw_cfg", "name=\(QEMUCommandLine.environmentFirmwareName),file=\(QEMUCommandLine.escape(environmentFilePath))"]
         }
         return args
+    }
+
+    /// The bytes of each packet the network dumps keep: the fewest QEMU
+    /// accepts (0 is refused). Only the pcap record header is read, whose
+    /// `orig_len` is the packet's size, so a packet costs 17 bytes of FIFO.
+    public static let networkDumpCaptureLength = 1
+
+    /// Two `filter-dump` objects on the VM's netdev, each writing a pcap
+    /// stream into a FIFO of the VM's folder: QEMU's user networking has no
+    /// byte counter of its own. A filter's `queue` names the netdev's side:
+    /// `rx` is what the netdev receives from the guest, so it carries the
+    /// guest's transmitted packets, and `tx` the guest's received ones.
+    public var networkDumpArguments: [String] {
+        let files = VMDirectory(path: directory)
+        let length = QEMUCommandLine.networkDumpCaptureLength
+        return [
+            "-object", "filter-dump,id=uni-net-received,netdev=net0,queue=tx,file=\(QEMUCommandLine.escape(files.networkReceivedDumpPath)),maxlen=\(length)",
+            "-object", "filter-dump,id=uni-net-transmitted,netdev=net0,queue=rx,file=\(QEMUCommandLine.escape(files.networkTransmittedDumpPath)),maxlen=\(length)",
+        ]
     }
 
     /// The env file's contents: `KEY=VALUE` lines, sorted by name.

@@ -14,12 +14,17 @@ public struct QEMUHypervisor: Hypervisor {
     public let accelerator: Accelerator
     /// How long QEMU may take to answer QMP before the start fails.
     public let startTimeout: Duration
+    /// Whether VMs count their network bytes (``QEMUCommandLine/networkDumpArguments``);
+    /// off, their network counters are unavailable. The cost is measured in
+    /// `docs/performance.md`.
+    public let countsNetworkTraffic: Bool
 
     /// A hypervisor that runs `binaryPath` with `accelerator`.
-    public init(binaryPath: String, accelerator: Accelerator, startTimeout: Duration = .seconds(30)) {
+    public init(binaryPath: String, accelerator: Accelerator, startTimeout: Duration = .seconds(30), countsNetworkTraffic: Bool = true) {
         self.binaryPath = binaryPath
         self.accelerator = accelerator
         self.startTimeout = startTimeout
+        self.countsNetworkTraffic = countsNetworkTraffic
     }
 
     /// Finds `name` (or an absolute/relative path) on `PATH`.
@@ -42,7 +47,7 @@ public struct QEMUHypervisor: Hypervisor {
         // Again at launch: a record written before a check existed (or
         // edited on disk) must not put an unchecked value on the command line.
         _ = try request.vm.config.validated()
-        let commandLine = QEMUCommandLine(vm: request.vm, directory: request.directory, accelerator: accelerator)
+        let commandLine = QEMUCommandLine(vm: request.vm, directory: request.directory, accelerator: accelerator, countsNetworkTraffic: countsNetworkTraffic)
         try DataDirectory.checkSocketPath(commandLine.qmpSocketPath)
         for port in request.vm.config.ports {
             try HostPortProbe.checkAvailable(port)
@@ -52,17 +57,27 @@ public struct QEMUHypervisor: Hypervisor {
             // Read by this QEMU at its start only: no fsync on the way to the boot.
             try FileVMStore.writeAtomically(Data(commandLine.environmentFileContents.utf8), to: commandLine.environmentFilePath, sync: false)
         }
+        // Before the spawn: QEMU's open of a FIFO waits for its reader.
+        let network = countsNetworkTraffic ? try NetworkCounter.start(at: NetworkCounter.Paths(VMDirectory(path: request.directory))) : nil
         let console = request.console
-        let process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
+        } catch {
+            network?.stop()
+            throw error
+        }
         // Read by orphan recovery when a daemon dies before recording the
         // pid; not fsynced: it matters only while this boot's QEMU lives.
         try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: VMDirectory(path: request.directory).pidFilePath, sync: false)
-        let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath))
+        let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath),
+                                    network: network, hasDisk: request.vm.imageKind == .disk)
         do {
             try await waitUntilRunning(instance, confirmation: request.confirmation, console: console)
         } catch {
             process.send(SIGKILL)
             _ = await process.waitForTermination()
+            network?.stop()
             throw error
         }
         return instance
@@ -124,10 +139,25 @@ extension ChildProcess.Termination: CustomStringConvertible {
 final class QEMUInstance: HypervisorInstance {
     let process: ChildProcess
     let qmp: QMPClient
+    /// The network byte counter, when the command line dumps the traffic.
+    let network: NetworkCounter?
+    /// Whether the VM has a boot disk (`disk0`) to read block stats of.
+    let hasDisk: Bool
 
-    init(process: ChildProcess, qmp: QMPClient) {
+    /// How long a stats sample may wait for QMP, which serves one client at
+    /// a time (a stop or start in progress holds it).
+    static let statsTimeout = Duration.seconds(2)
+
+    init(process: ChildProcess, qmp: QMPClient, network: NetworkCounter? = nil, hasDisk: Bool = false) {
         self.process = process
         self.qmp = qmp
+        self.network = network
+        self.hasDisk = hasDisk
+    }
+
+    deinit {
+        // A reader still waiting for a QEMU that never opened its FIFOs.
+        network?.stop()
     }
 
     var pid: Int32? { process.pid }
@@ -141,7 +171,37 @@ final class QEMUInstance: HypervisorInstance {
     }
 
     func waitForExit() async -> VMExit {
-        QEMUInstance.interpret(await process.waitForTermination())
+        let termination = await process.waitForTermination()
+        network?.stop()
+        return QEMUInstance.interpret(termination)
+    }
+
+    /// Network bytes from the filter-dump FIFOs; disk bytes and operations
+    /// of the boot disk from QMP `query-blockstats`. A kernel-image VM has
+    /// no disk, and a QMP failure or timeout leaves the disk counters `nil`.
+    func ioCounters() async -> VMIOCounters {
+        var counters = VMIOCounters(networkReceivedBytes: network?.received, networkTransmittedBytes: network?.transmitted)
+        if hasDisk, process.termination == nil,
+           let stats = try? await qmp.execute("query-blockstats", timeout: QEMUInstance.statsTimeout),
+           let disk = QEMUInstance.bootDiskStatistics(in: stats) {
+            counters.diskReadBytes = disk.readBytes
+            counters.diskWrittenBytes = disk.writtenBytes
+            counters.diskReadOperations = disk.readOperations
+            counters.diskWriteOperations = disk.writeOperations
+        }
+        return counters
+    }
+
+    /// The boot disk's counters in a `query-blockstats` answer: the entry
+    /// of drive `disk0` (``QEMUCommandLine``'s `-drive ...,id=disk0`), or
+    /// `nil` when it is missing or a counter is not a whole number.
+    static func bootDiskStatistics(in answer: JSONValue) -> (readBytes: UInt64, writtenBytes: UInt64, readOperations: UInt64, writeOperations: UInt64)? {
+        guard case .array(let devices) = answer,
+              let stats = devices.first(where: { $0["device"]?.stringValue == QEMUCommandLine.bootDriveID })?["stats"] else { return nil }
+        func counter(_ name: String) -> UInt64? { stats[name]?.doubleValue.flatMap { UInt64(exactly: $0) } }
+        guard let readBytes = counter("rd_bytes"), let writtenBytes = counter("wr_bytes"),
+              let readOperations = counter("rd_operations"), let writeOperations = counter("wr_operations") else { return nil }
+        return (readBytes, writtenBytes, readOperations, writeOperations)
     }
 
     /// Maps QEMU's end to a docker-style exit code: status 0 is a clean

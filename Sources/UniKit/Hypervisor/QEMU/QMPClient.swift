@@ -32,6 +32,26 @@ public struct QMPClient: Sendable {
         try await session { try await $0.execute(command, arguments: arguments) }
     }
 
+    /// Runs `command` like ``execute(_:arguments:)``, giving up after `timeout`:
+    /// QEMU serves one client at a time, so a caller that must not wait
+    /// long (stats sampling) bounds its wait for the socket.
+    /// - Throws: ``UniError`` (`hypervisorFailed`) as ``execute(_:arguments:)``,
+    ///   also when QEMU did not answer in time.
+    public func execute(_ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration) async throws -> JSONValue {
+        try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+            group.addTask { try await self.execute(command, arguments: arguments) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let answer = first else {
+                throw UniError(.hypervisorFailed, "QMP \(command) got no answer within \(timeout)")
+            }
+            return answer
+        }
+    }
+
     /// Opens one session and runs `body` in it.
     public func session<Result: Sendable>(_ body: (QMPSession) async throws -> Result) async throws -> Result {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
