@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 # qemu-system-x86: runs the VMs; gcc/binutils: build the test guests;
 # prometheus: promtool and a real scraper for the telemetry tests;
-# python3: the OTLP test receiver.
-packages=(qemu-system-x86 gcc binutils prometheus python3 python3-venv)
+# python3: the OTLP test receiver; chromium: the dashboard test's headless
+# browser; wrk: scripts/bench-ui.sh.
+packages=(qemu-system-x86 gcc binutils prometheus python3 python3-venv chromium wrk)
 
 if [ "${SKIP_APT:-0}" != 1 ]; then
   missing=()

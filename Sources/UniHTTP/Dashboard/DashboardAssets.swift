@@ -80,7 +80,7 @@ enum DashboardAssets {
         var measured = [], top = 1e-9, step = 120 / Math.max(values.length - 1, 1);
         values.forEach(function (v, i) { if (v !== null && v !== undefined) { measured.push([i, v]); top = Math.max(top, v); } });
         if (measured.length < 2) { return ''; }
-        return measured.map(function (p) { return (p[0] * step).toFixed(1) + ',' + (31 - p[1] / top * 30).toFixed(1); }).join(' ');
+        return measured.map(function (p) { return (p[0] * step).toFixed(1) + ',' + (30 - p[1] / top * 26).toFixed(1); }).join(' ');
       }
       function spark(key, values) {
         var el = document.getElementById('spark-' + key);
@@ -105,7 +105,7 @@ enum DashboardAssets {
           show(key, s[key], bytes);
         });
         show('samples', history.recent.length, String);
-        show('sampled_at', s.sampled_at, function (v) { return v.replace(/\\.\\d+/, ''); });
+        show('sampled_at', s.sampled_at, function (v) { return v.substr(11, 8) + ' UTC'; });
         show('status', '', String);
         spark('cpu', history.recent.map(function (r) { return r.cpu_percent; }));
         spark('memory', history.recent.map(function (r) { return r.memory_rss_bytes; }));

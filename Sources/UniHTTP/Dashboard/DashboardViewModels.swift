@@ -253,9 +253,12 @@ enum StatsFormatting {
             StatField(label: "Disk read", key: "disk_read_bytes", value: bytes(stats?.diskReadBytes)),
             StatField(label: "Disk written", key: "disk_written_bytes", value: bytes(stats?.diskWrittenBytes)),
             StatField(label: "Samples", key: "samples", value: "\(sampleCount)"),
-            StatField(label: "Sampled", key: "sampled_at", value: stats.map { DetailPage.date($0.sampledAt) } ?? "-"),
+            StatField(label: "Sampled", key: "sampled_at", value: stats.map { clock(DetailPage.date($0.sampledAt)) } ?? "-"),
         ]
     }
+
+    /// `22:13:44 UTC` of an ISO 8601 date: the day is the page's, and the time alone fits the grid.
+    static func clock(_ iso: String) -> String { String(iso.dropFirst(11).prefix(8)) + " UTC" }
 
     static func bytes(_ value: UInt64?) -> String { value.map(CLIRendering.bytes) ?? "-" }
 
@@ -272,14 +275,15 @@ extension Sparkline {
     static let height = 32.0
 
     /// The polyline points of `values` scaled into the box (0 at the
-    /// bottom, the largest value at the top); unmeasured values are skipped.
+    /// bottom, the largest value 4 units below the top, so a flat line is
+    /// not drawn on the edge); unmeasured values are skipped.
     static func points(_ values: [Double?]) -> String {
         let measured = values.enumerated().compactMap { index, value in value.map { (index, $0) } }
         guard measured.count > 1 else { return "" }
         let top = max(measured.map { $0.1 }.max() ?? 0, 1e-9)
         let step = width / Double(max(values.count - 1, 1))
         return measured.map { index, value in
-            "\(format(Double(index) * step)),\(format(height - 1 - (value / top) * (height - 2)))"
+            "\(format(Double(index) * step)),\(format(height - 2 - (value / top) * (height - 6)))"
         }.joined(separator: " ")
     }
 
