@@ -252,3 +252,20 @@ struct DashboardTests {
         }
     }
 }
+
+@Suite("unid --ui-addr at start")
+struct DashboardDaemonTests {
+    @Test("binding beyond loopback logs a warning; loopback does not", arguments: [(":0", true), ("127.0.0.1:0", false)])
+    func warning(address: String, warns: Bool) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let recorder = RecordingHandler()
+        let logger = Logger(label: "test") { _ in recorder }
+        let configuration = DaemonConfiguration(dataDirectory: DataDirectory(root: directory.path + "/data"), accelerator: .tcg,
+                                                qemuBinary: "/bin/true", uiAddress: address)
+        let daemon = try await Daemon.make(configuration: configuration, logger: logger)
+        let warned = recorder.box.value.withLock { $0 }.contains { $0.hasPrefix("dashboard reachable beyond loopback") }
+        #expect(warned == warns)
+        withExtendedLifetime(daemon) {}
+    }
+}
