@@ -269,3 +269,27 @@ struct DashboardDaemonTests {
         withExtendedLifetime(daemon) {}
     }
 }
+
+/// Not a test: the dashboard over 100 fake VMs for `scripts/bench-ui.sh debug`,
+/// serving until `UNI_BENCH_UI_SECONDS` pass. Runs only when asked for.
+@Suite("Dashboard benchmark server")
+struct DashboardBenchServer {
+    static let portFile = ProcessInfo.processInfo.environment["UNI_BENCH_UI_PORT_FILE"]
+
+    @Test("serves /ui over 100 running VMs", .enabled(if: portFile != nil, "only for scripts/bench-ui.sh"))
+    func serve() async throws {
+        let seconds = Int(ProcessInfo.processInfo.environment["UNI_BENCH_UI_SECONDS"] ?? "") ?? 60
+        try await DashboardHarness.run { ui in
+            for index in 0..<100 {
+                _ = try await ui.api.manager.run(VMConfig(name: "vm-\(index)", image: ui.api.image,
+                                                          ports: [PortMapping(hostPort: UInt16(20_000 + index), guestPort: 80)],
+                                                          environment: ["MODE": "bench", "API_TOKEN": "secret-\(index)"]))
+            }
+            // Two samples: every VM has a CPU % and memory, as after two polls.
+            await ui.api.manager.sampleStats()
+            await ui.api.manager.sampleStats()
+            try "\(ui.port)\n".write(toFile: DashboardBenchServer.portFile ?? "", atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .seconds(seconds))
+        }
+    }
+}
