@@ -24,7 +24,7 @@ else
     UNI_BENCH_UI_PORT_FILE=$portfile UNI_BENCH_UI_SECONDS=$((seconds * 4 + 30)) \
         swift test --skip-build --filter DashboardBenchServer >"$log" 2>&1 &
     server=$!
-    for _ in $(seq 300); do [ -s "$portfile" ] && break; sleep 0.1; done
+    for _ in $(seq 1200); do [ -s "$portfile" ] && break; sleep 0.1; done
 fi
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log" "$portfile"' EXIT
 [ -s "$portfile" ] || { cat "$log" >&2; exit 1; }

@@ -72,7 +72,7 @@ struct DashboardBrowserTests {
         unid.executableURL = URL(fileURLWithPath: Host.binDirectory + "/unid")
         unid.arguments = ["--data-dir", directory.path + "/data", "--accel", "tcg", "--ui-addr", "127.0.0.1:\(port)"]
         let unidLog = directory.path + "/unid.log"
-        FileManager.default.createFile(atPath: unidLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: unidLog, contents: nil)
         unid.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: unidLog))
         try unid.run()
         defer {
