@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "uni", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .executableTarget(
@@ -21,6 +22,17 @@ let package = Package(
             ],
             path: "Benchmarks/UniBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The dashboard over 100 fake VMs, for wrk: scripts/bench-ui.sh.
+        .executableTarget(
+            name: "UIBenchServer",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "UniHTTP", package: "uni"),
+                .product(name: "UniKit", package: "uni"),
+                .product(name: "UniKitTesting", package: "uni"),
+            ],
+            path: "Benchmarks/UIBenchServer"
         ),
     ]
 )

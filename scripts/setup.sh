@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # cpio/xz-utils: the Linux test guest's initramfs (its kernel and busybox
 # are downloaded, not installed: Tests/Guests/linux/build.sh);
 # prometheus: promtool and a real scraper for the telemetry tests;
-# python3: the OTLP test receiver.
-packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus python3 python3-venv)
+# python3: the OTLP test receiver; chromium: the dashboard test's headless
+# browser; wrk: scripts/bench-ui.sh.
+packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus python3 python3-venv chromium wrk)
 
 if [ "${SKIP_APT:-0}" != 1 ]; then
   missing=()

@@ -23,6 +23,8 @@ public struct DaemonConfiguration: Sendable {
     public var metricsAddress: String?
     /// How often per-VM numbers are refreshed for `/metrics`.
     public var statsInterval: Duration
+    /// `--ui-addr HOST:PORT` (`:8080` = every address); `nil`: no dashboard.
+    public var uiAddress: String?
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -32,8 +34,10 @@ public struct DaemonConfiguration: Sendable {
         stopTimeout: Duration = .seconds(10),
         kvmDevice: String = "/dev/kvm",
         metricsAddress: String? = nil,
-        statsInterval: Duration = .seconds(5)
+        statsInterval: Duration = .seconds(5),
+        uiAddress: String? = nil
     ) {
+        self.uiAddress = uiAddress
         self.metricsAddress = metricsAddress
         self.statsInterval = statsInterval
         self.dataDirectory = dataDirectory
@@ -67,26 +71,21 @@ public struct Daemon: Sendable {
     ///   - tracer: where lifecycle spans go (`TraceExport`'s tracer, or none).
     ///   - onReady: called once the API socket accepts connections.
     ///   - onMetricsReady: called with the bound port once the metrics server listens.
-    /// - Throws: ``UniError``: a data dir too deep for its sockets, a second daemon on the data dir, QEMU missing, KVM unusable, a bad `--metrics-addr`.
+    ///   - onUIReady: called with the bound port once the dashboard listens.
+    /// - Throws: ``UniError``: a data dir too deep for its sockets, a second daemon on the data dir, QEMU missing, KVM unusable, a bad or busy `--metrics-addr` or `--ui-addr`.
     public static func make(
         configuration: DaemonConfiguration,
         logger: Logger,
         tracer: any Tracer = NoOpTracer(),
         onReady: @escaping @Sendable () async -> Void = {},
-        onMetricsReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        onMetricsReady: @escaping @Sendable (Int) async -> Void = { _ in },
+        onUIReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> Daemon {
         // Before anything is created: a data dir too deep for its sockets is
         // refused without leaving folders behind, not after `unid ready`.
         try configuration.dataDirectory.validateSocketPaths()
-        let metricsBind = try configuration.metricsAddress.map { try ListenAddress(parsing: $0, flag: "--metrics-addr") }
-        if let metricsBind, metricsBind.port != 0 {
-            do {
-                try HostPortProbe.checkAvailable(PortMapping(hostAddress: metricsBind.host == "0.0.0.0" ? nil : metricsBind.host,
-                                                             hostPort: UInt16(metricsBind.port), guestPort: 1))
-            } catch let error as UniError {
-                throw UniError(error.code, "--metrics-addr \(configuration.metricsAddress ?? ""): \(error.message)")
-            }
-        }
+        let metricsBind = try ListenAddress.checked(configuration.metricsAddress, flag: "--metrics-addr")
+        let uiBind = try ListenAddress.checked(configuration.uiAddress, flag: "--ui-addr")
         let dataDirectory = configuration.dataDirectory
         try dataDirectory.prepare()
         let lock = try DaemonLock(dataDirectory: dataDirectory)
@@ -110,6 +109,18 @@ public struct Daemon: Sendable {
                 router: router,
                 configuration: ApplicationConfiguration(address: .hostname(metricsBind.host, port: metricsBind.port), serverName: "unid-metrics"),
                 onServerRunning: { channel in await onMetricsReady(channel.localAddress?.port ?? metricsBind.port) },
+                logger: logger
+            ))
+        }
+        if let uiBind {
+            if !uiBind.isLoopback {
+                logger.warning("dashboard reachable beyond loopback: it shows every VM's config, console and stats to anyone who can connect; it has no authentication",
+                               metadata: ["ui_addr": "\(uiBind.host):\(uiBind.port)"])
+            }
+            services.append(Application(
+                router: try DashboardRouter.build(manager: manager),
+                configuration: ApplicationConfiguration(address: .hostname(uiBind.host, port: uiBind.port), serverName: "unid-ui"),
+                onServerRunning: { channel in await onUIReady(channel.localAddress?.port ?? uiBind.port) },
                 logger: logger
             ))
         }
@@ -155,5 +166,28 @@ public struct ListenAddress: Sendable, Hashable {
         let host = String(text[..<colon])
         self.host = host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         self.port = port
+    }
+
+    /// Parses `text` and checks that its port is free now, so a busy port
+    /// fails `unid` at start with the flag's name rather than later in the
+    /// service group.
+    /// - Returns: `nil` when `text` is `nil` (the server is off).
+    /// - Throws: ``UniError`` naming the flag: malformed, or the port is taken.
+    public static func checked(_ text: String?, flag: String) throws -> ListenAddress? {
+        guard let text else { return nil }
+        let address = try ListenAddress(parsing: text, flag: flag)
+        guard address.port != 0 else { return address }
+        do {
+            try HostPortProbe.checkAvailable(PortMapping(hostAddress: address.host == "0.0.0.0" ? nil : address.host,
+                                                         hostPort: UInt16(address.port), guestPort: 1))
+        } catch let error as UniError {
+            throw UniError(error.code, "\(flag) \(text): \(error.message)")
+        }
+        return address
+    }
+
+    /// Whether only this host can connect: `127.x.x.x`, `::1` or `localhost`.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }

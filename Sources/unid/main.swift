@@ -41,12 +41,16 @@ struct Unid: AsyncParsableCommand {
     @Option(name: .long, help: "Serve /metrics and /health on HOST:PORT (e.g. :9090). Default: off.")
     var metricsAddr: String?
 
+    @Option(name: .long, help: "Serve the read-only dashboard (/ui) on HOST:PORT (e.g. 127.0.0.1:8080; :8080 = every address, with a warning). Default: off.")
+    var uiAddr: String?
+
     @Option(name: .long, help: "Export lifecycle spans over OTLP/gRPC to HOST:PORT (e.g. localhost:4317). Default: off (OTEL_* variables are honoured).")
     var traceAddr: String?
 
     func validate() throws {
         do {
             if let metricsAddr { _ = try ListenAddress(parsing: metricsAddr, flag: "--metrics-addr") }
+            if let uiAddr { _ = try ListenAddress(parsing: uiAddr, flag: "--ui-addr") }
         } catch let error as UniError {
             throw ValidationError(error.message)
         }
@@ -62,7 +66,8 @@ struct Unid: AsyncParsableCommand {
             accelerator: accel,
             qemuBinary: qemu,
             stopTimeout: stopTimeout,
-            metricsAddress: metricsAddr
+            metricsAddress: metricsAddr,
+            uiAddress: uiAddr
         )
         let daemon = try await Daemon.make(configuration: configuration, logger: logger, tracer: traces?.tracer ?? NoOpTracer())
         try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [])
