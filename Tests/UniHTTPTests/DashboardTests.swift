@@ -172,6 +172,17 @@ struct DashboardTests {
         }
     }
 
+    @Test("the cached list shows a new VM once the cache's short age has passed")
+    func listCacheAge() async throws {
+        try await DashboardHarness.run { ui in
+            #expect(try await ui.get("/ui/api/vms").body == "[]")
+            _ = try await ui.api.manager.run(VMConfig(name: "late", image: ui.api.image))
+            try await Task.sleep(for: .milliseconds(300))
+            let rows = try JSONCoding.makeDecoder().decode([DashboardVMSummary].self, from: Data(try await ui.get("/ui/api/vms").body.utf8))
+            #expect(rows.map(\.name) == ["late"])
+        }
+    }
+
     @Test("unknown ids: a 404 page under /ui, a JSON error under /ui/api")
     func notFound() async throws {
         try await DashboardHarness.run { ui in

@@ -53,9 +53,9 @@ public enum DashboardRouter {
         let api = router.group("ui/api")
 
         api.get("vms") { _, _ in
-            let vms = await manager.list(all: true)
-            let summaries = vms.map { DashboardVMSummary(vm: $0, latest: manager.sampler.latest($0.id)) }
-            return try jsonResponse(listCache.bytes(for: summaries))
+            try await jsonResponse(listCache.bytes {
+                await manager.list(all: true).map { DashboardVMSummary(vm: $0, latest: manager.sampler.latest($0.id)) }
+            })
         }
 
         api.get("vm/:ref") { _, context in
@@ -123,16 +123,29 @@ public enum DashboardRouter {
     }
 }
 
-/// The JSON of the last value encoded, answered again while the value is
-/// unchanged: the list changes every poll interval at most, and comparing
-/// 100 summaries costs far less than encoding them (docs/performance.md).
+/// The JSON of the last value encoded, answered again while it is younger
+/// than ``maximumAge`` (without asking for the value) or equal to a new
+/// value: the list changes every poll interval at most, and a flood of
+/// requests must not each sort 100 records and encode them (docs/performance.md).
 final class EncodedCache<Value: Encodable & Equatable & Sendable>: Sendable {
-    private let last = Mutex<(value: Value, bytes: ByteBuffer)?>(nil)
+    /// A VM started or stopped shows in the list at most this late; the
+    /// page polls every 3 s and the numbers are 5 s samples.
+    static var maximumAge: Duration { .milliseconds(250) }
 
-    func bytes(for value: Value) throws -> ByteBuffer {
-        if let hit = last.withLock({ $0?.value == value ? $0?.bytes : nil }) { return hit }
+    private let last = Mutex<(value: Value, bytes: ByteBuffer, at: ContinuousClock.Instant)?>(nil)
+
+    func bytes(_ make: () async throws -> Value) async throws -> ByteBuffer {
+        let now = ContinuousClock.now
+        if let fresh = last.withLock({ entry in entry.flatMap { now - $0.at < Self.maximumAge ? $0.bytes : nil } }) { return fresh }
+        let value = try await make()
+        let unchanged = last.withLock { entry -> ByteBuffer? in
+            guard let old = entry, old.value == value else { return nil }
+            entry = (old.value, old.bytes, now)
+            return old.bytes
+        }
+        if let unchanged { return unchanged }
         let bytes = ByteBuffer(bytes: try JSONCoding.makeEncoder().encode(value))
-        last.withLock { $0 = (value, bytes) }
+        last.withLock { $0 = (value, bytes, now) }
         return bytes
     }
 }
