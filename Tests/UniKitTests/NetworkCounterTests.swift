@@ -172,12 +172,11 @@ struct QMPStatsTests {
         }
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         try #require(bound == 0 && listen(listener, 4) == 0)
-        // Connections wait in the backlog, never greeted, as QEMU leaves a second client.
-        let started = ContinuousClock.now
+        // Connections wait in the backlog, never greeted, as QEMU leaves a
+        // second client; without the timeout this test would never end.
         let error = await #expect(throws: UniError.self) {
             try await QMPClient(socketPath: path).execute("query-blockstats", timeout: .milliseconds(200))
         }
         #expect(error?.message == "QMP query-blockstats got no answer within 0.2 seconds")
-        #expect(ContinuousClock.now - started < .seconds(2))
     }
 }
