@@ -27,33 +27,26 @@ public struct QMPClient: Sendable {
 
     /// Runs `command` with `arguments` and returns its `return` value.
     /// - Throws: ``UniError`` (`hypervisorFailed`) when QEMU answers with an
-    ///   error or the socket cannot be reached.
+    ///   error, the socket cannot be reached, or no answer comes within ``timeout``.
     public func execute(_ command: String, arguments: [String: JSONValue]? = nil) async throws -> JSONValue {
-        try await session { try await $0.execute(command, arguments: arguments) }
+        try await session(named: "QMP \(command)") { try await $0.execute(command, arguments: arguments) }
     }
 
-    /// Runs `command` like ``execute(_:arguments:)``, giving up after `timeout`:
-    /// QEMU serves one client at a time, so a caller that must not wait
-    /// long (stats sampling) bounds its wait for the socket.
-    /// - Throws: ``UniError`` (`hypervisorFailed`) as ``execute(_:arguments:)``,
-    ///   also when QEMU did not answer in time.
+    /// Runs `command` like ``execute(_:arguments:)``, giving up after `timeout`
+    /// instead of ``timeout``: QEMU serves one client at a time, so a caller
+    /// that must not wait long (stats sampling) bounds its wait for the socket.
+    /// - Throws: ``UniError`` (`hypervisorFailed`) as ``execute(_:arguments:)``.
     public func execute(_ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration) async throws -> JSONValue {
-        try await withThrowingTaskGroup(of: JSONValue?.self) { group in
-            group.addTask { try await self.execute(command, arguments: arguments) }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let answer = first else {
-                throw UniError(.hypervisorFailed, "QMP \(command) got no answer within \(timeout)")
-            }
-            return answer
-        }
+        try await QMPClient(socketPath: socketPath, timeout: timeout, eventLoopGroup: eventLoopGroup).execute(command, arguments: arguments)
     }
 
-    /// Opens one session and runs `body` in it.
+    /// Opens one session and runs `body` in it, within ``timeout``.
     public func session<Result: Sendable>(_ body: (QMPSession) async throws -> Result) async throws -> Result {
+        try await session(named: "QMP session", body)
+    }
+
+    /// `what` names the work in the timeout's message.
+    private func session<Result: Sendable>(named what: String, _ body: (QMPSession) async throws -> Result) async throws -> Result {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
@@ -66,7 +59,8 @@ public struct QMPClient: Sendable {
         } catch {
             throw UniError(.hypervisorFailed, "cannot connect to QMP socket '\(socketPath)': \(error)")
         }
-        // Closing the channel ends the session's reads, whatever they wait on.
+        // Closing the channel ends the session's reads, whatever they wait on
+        // (a QEMU that is stopped, wedged on a file, or serving another client).
         let expired = Mutex(false)
         let timeout = timeout
         let watchdog = Task {
@@ -83,7 +77,7 @@ public struct QMPClient: Sendable {
                 return try await body(session)
             }
         } catch where expired.withLock({ $0 }) {
-            throw UniError(.hypervisorFailed, "QEMU did not answer on its QMP socket '\(socketPath)' within \(timeout)", cause: error)
+            throw UniError(.hypervisorFailed, "\(what) got no answer within \(timeout)", cause: error)
         }
     }
 }
