@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import UniKit
 import UniKitTesting
@@ -74,8 +75,9 @@ struct VMManagerStatsTests {
         let directory = try TemporaryDirectory()
         let image = directory.path + "/kernel.elf"
         _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let clock = ShortSleepCountingClock()
         let manager = VMManager(
-            configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), statsSecondSampleDelay: .milliseconds(10)),
+            configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), statsSecondSampleDelay: .milliseconds(10), clock: clock),
             backends: VMManagerBackends(store: InMemoryVMStore(), hypervisor: ScriptedHypervisor(), statsSource: source),
             logger: Logger(label: "test")
         )
@@ -85,6 +87,7 @@ struct VMManagerStatsTests {
             _ = try await manager.run(VMConfig(name: "web", image: image))
             let history = try await manager.stats("web")
             #expect(source.sampleCount == 2)
+            #expect(clock.shortSleeps == 1)
             #expect(history.current.cpuPercent == 0)
             #expect(history.current.memoryRSSBytes == 32 << 20)
             #expect(history.recent.count == 2)
@@ -92,10 +95,34 @@ struct VMManagerStatsTests {
             _ = try await manager.stats("web")
             #expect(source.sampleCount == 2)
             #expect(try await manager.stats().map(\.name) == ["web"])
+            // Sampled once by the poller: one more reading now, no waiting.
+            _ = try await manager.run(VMConfig(name: "db", image: image))
+            await manager.sampleStats()
+            let before = source.sampleCount
+            #expect(try await manager.stats("db").current.cpuPercent == 0)
+            #expect(source.sampleCount == before + 1)
+            #expect(clock.shortSleeps == 1)
+            _ = try await manager.kill("db")
             _ = try await manager.kill("web")
             let error = await #expect(throws: UniError.self) { try await manager.stats("web") }
             #expect(error?.message == "vm web is not running (state: stopped): it has no stats")
             #expect(try await manager.stats().isEmpty)
         }
+    }
+}
+
+/// The continuous clock, counting the sleeps shorter than a second (the
+/// stats' second-sample delay; the store retry sleeps for seconds).
+final class ShortSleepCountingClock: Clock, Sendable {
+    private let base = ContinuousClock()
+    private let count = Mutex(0)
+
+    var shortSleeps: Int { count.withLock { $0 } }
+    var now: ContinuousClock.Instant { base.now }
+    var minimumResolution: Duration { base.minimumResolution }
+
+    func sleep(until deadline: ContinuousClock.Instant, tolerance: Duration?) async throws {
+        if deadline - base.now < .seconds(1) { count.withLock { $0 += 1 } }
+        try await base.sleep(until: deadline, tolerance: tolerance)
     }
 }

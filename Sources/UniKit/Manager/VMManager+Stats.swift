@@ -11,10 +11,11 @@ extension VMManager {
         return await VMManager.sample(targets, source: backends.statsSource, sampler: sampler, now: configuration.now)
     }
 
-    /// The recent stats of a running VM. When it has not been sampled twice
-    /// (it is newer than one poll interval) a reading is taken now, and a
-    /// second one after ``VMManagerConfiguration/statsSecondSampleDelay``,
-    /// so the answer has a CPU % without waiting a whole interval.
+    /// The recent stats of a running VM. When its newest sample has no CPU %
+    /// (it is newer than one poll interval) a reading is taken now; a VM
+    /// never sampled gets a second one after
+    /// ``VMManagerConfiguration/statsSecondSampleDelay``, so the answer has a
+    /// CPU % without waiting a whole interval.
     /// - Throws: ``UniError``: `notFound`; `invalidState` for a VM without a process.
     public func stats(_ reference: String) async throws -> VMStatsHistory {
         let id = try table.resolve(reference)
@@ -35,15 +36,18 @@ extension VMManager {
         return order.compactMap { sampler.latest($0) }
     }
 
-    /// Samples the targets whose newest sample has no CPU % yet: once, and
-    /// once more after a short delay when that was their first.
+    /// Samples the targets whose newest sample has no CPU % yet. One
+    /// sampled before needs one more reading now; one never sampled gets a
+    /// first reading and, after a short delay, its second.
     private func ensureCPUPercent(_ targets: [StatsTarget]) async throws {
         let missing = targets.filter { sampler.latest($0.id)?.cpuPercent == nil }
         guard !missing.isEmpty else { return }
         let source = backends.statsSource
-        let first = missing.filter { sampler.latest($0.id) == nil }
-        _ = await VMManager.sample(first, source: source, sampler: sampler, now: configuration.now)
-        try await configuration.clock.sleep(for: configuration.statsSecondSampleDelay)
+        let unsampled = missing.filter { sampler.latest($0.id) == nil }
+        if !unsampled.isEmpty {
+            _ = await VMManager.sample(unsampled, source: source, sampler: sampler, now: configuration.now)
+            try await configuration.clock.sleep(for: configuration.statsSecondSampleDelay)
+        }
         // Only VMs still running are sampled again.
         let running = Set(statsTargets().map(\.id))
         _ = await VMManager.sample(missing.filter { running.contains($0.id) }, source: source, sampler: sampler, now: configuration.now)
