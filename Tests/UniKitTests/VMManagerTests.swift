@@ -247,7 +247,10 @@ struct VMManagerTests {
         let harness = try Harness()
         try await harness.run { manager in
             harness.store.failWrites(with: UniError(.storeFailed, "disk full"))
-            await #expect(throws: UniError.self) { try await manager.create(VMConfig(name: "web", image: harness.image)) }
+            let error = await #expect(throws: UniError.self) { try await manager.create(VMConfig(name: "web", image: harness.image)) }
+            #expect(error?.message == "cannot create vm web: disk full")
+            #expect(error?.code == .storeFailed)
+            #expect(await manager.healthProblem() == "store: disk full")
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: harness.directory.path + "/vms")
             #expect(leftovers.isEmpty)
         }
