@@ -138,7 +138,8 @@ struct ConcurrencyStressTests {
         }
         let folders = (try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/vms")) ?? []
         for folder in folders where VMID.isWellFormed(folder) {
-            #expect(vms.contains { $0.id.rawValue == folder }, "\(label): \(dataDir)/vms/\(folder) outlived its VM")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: dataDir + "/vms/" + folder)) ?? []
+            #expect(vms.contains { $0.id.rawValue == folder }, "\(label): \(dataDir)/vms/\(folder) outlived its VM, holding \(left.sorted())")
         }
     }
 }

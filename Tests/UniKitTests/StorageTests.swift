@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import UniKit
+@testable import UniKit
 import UniKitTesting
 
 @Suite("Console logs")
@@ -212,6 +212,28 @@ struct FileVMStoreTests {
             #expect(snapshot.vms.isEmpty)
             #expect(snapshot.problems.first?.contains("schema_version 9 is newer") == true)
         }
+    }
+
+    @Test("a VM folder is removed with its FIFOs and subfolders; a folder already gone is fine; a failure names the entry")
+    func removeFolder() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let folder = dir.path + "/vm"
+        try FileManager.default.createDirectory(atPath: folder + "/sub/deeper", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: folder + "/state.json"))
+        try Data("y".utf8).write(to: URL(fileURLWithPath: folder + "/sub/deeper/file"))
+        #expect(mkfifo(folder + "/net-received.fifo", 0o600) == 0)
+        #expect(symlink("/nonexistent", folder + "/dangling") == 0)
+        try FileVMStore.removeFolder(folder)
+        #expect(!FileManager.default.fileExists(atPath: folder))
+        try FileVMStore.removeFolder(folder)
+
+        // Under a file rather than a folder (root ignores modes): the path is named.
+        let notAFolder = dir.path + "/file"
+        try Data().write(to: URL(fileURLWithPath: notAFolder))
+        let error = try #require(throws: UniError.self) { try FileVMStore.removeFolder(notAFolder + "/x") }
+        #expect(error.code == .storeFailed)
+        #expect(error.message.contains("cannot remove '\(notAFolder)/x'"))
     }
 
     @Test("one daemon per data dir: a second lock names the data dir and pid")

@@ -80,7 +80,7 @@ extension VMManager {
                 try await persist("create vm \(name)") { try await self.store.save(vm) }
             } catch {
                 table.releaseName(name)
-                try? FileManager.default.removeItem(atPath: directory)
+                try? FileVMStore.removeFolder(directory)
                 throw (error as? UniError) ?? UniError(.storeFailed, "cannot create '\(directory)': \(error)", cause: error)
             }
         }

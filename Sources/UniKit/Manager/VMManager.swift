@@ -256,7 +256,12 @@ public actor VMManager: Service {
     func deleteRecord(_ id: VMID) async throws {
         guard let vm = table[id] else { return }
         try await persist("remove vm \(vm.name)") { try await self.store.delete(id) }
-        try? FileManager.default.removeItem(atPath: configuration.dataDirectory.vmDirectory(id))
+        do {
+            try FileVMStore.removeFolder(configuration.dataDirectory.vmDirectory(id))
+        } catch {
+            // The record is gone, so the VM is; a leftover folder is only clutter.
+            logger.error("cannot remove vm folder", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
+        }
         unsaved[id] = nil
         table.remove(id)
         telemetry?.update(vms: table.all)

@@ -104,6 +104,43 @@ public struct FileVMStore: VMStore {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
+    /// Removes the folder at `path` and everything in it; a folder that is
+    /// already gone is fine.
+    ///
+    /// Unlike `FileManager.removeItem`, an entry that vanishes meanwhile
+    /// (a FIFO its reader removes, say) is not an error, and one that
+    /// appears meanwhile is removed by another pass instead of leaving
+    /// the folder behind.
+    /// - Throws: ``UniError`` (`storeFailed`) naming the entry that could not be removed.
+    static func removeFolder(_ path: String) throws {
+        for _ in 0..<3 {
+            guard let folder = opendir(path) else {
+                if errno == ENOENT { return }
+                throw UniError(.storeFailed, "cannot remove '\(path)': \(String(cString: strerror(errno)))")
+            }
+            var names: [String] = []
+            while let entry = readdir(folder) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(folder)
+            for name in names {
+                let entry = path + "/" + name
+                var status = stat()
+                if lstat(entry, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR {
+                    try removeFolder(entry)
+                } else if unlink(entry) != 0, errno != ENOENT {
+                    throw UniError(.storeFailed, "cannot remove '\(entry)': \(String(cString: strerror(errno)))")
+                }
+            }
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            guard errno == ENOTEMPTY else {
+                throw UniError(.storeFailed, "cannot remove '\(path)': \(String(cString: strerror(errno)))")
+            }
+        }
+        throw UniError(.storeFailed, "cannot remove '\(path)': files keep appearing in it")
+    }
+
     /// Writes `data` to `path` through a temporary file and a rename; with
     /// `sync`, the file is fsynced before the rename and the folder after it.
     ///

@@ -172,7 +172,12 @@ final class QEMUInstance: HypervisorInstance {
 
     func waitForExit() async -> VMExit {
         let termination = await process.waitForTermination()
-        network?.stop()
+        // The exit is told once the FIFOs are gone: a `rm` that follows
+        // must not race their removal for the VM's folder.
+        if let network {
+            network.stop()
+            await network.waitUntilFinished()
+        }
         return QEMUInstance.interpret(termination)
     }
 
