@@ -200,15 +200,23 @@ struct StatsScreen {
         return value
     }
 
-    /// Hides the cursor and makes Ctrl-C show it again before exiting.
+    /// Hides the cursor and makes Ctrl-C (or a SIGTERM) show it again before exiting.
     func begin() {
         guard redraw else { return }
-        signal(SIGINT) { _ in
-            // Only async-signal-safe calls here: write(2) and _exit(2).
-            let restore: StaticString = "\u{1B}[?25h\n"
-            _ = write(STDOUT_FILENO, restore.utf8Start, restore.utf8CodeUnitCount)
-            _exit(130)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for number in [SIGINT, SIGTERM] {
+            signal(number) { number in
+                // Only async-signal-safe calls here: write(2) and _exit(2).
+                let restore: StaticString = "\u{1B}[?25h\n"
+                _ = write(STDOUT_FILENO, restore.utf8Start, restore.utf8CodeUnitCount)
+                _exit(128 + number)
+            }
+            sigaddset(&signals, number)
         }
+        // A parent may have started us with them blocked (a blocked mask
+        // survives exec): Ctrl-C must end a watch all the same.
+        sigprocmask(SIG_UNBLOCK, &signals, nil)
         StandardStreams.writeOutput(Array("\u{1B}[?25l".utf8))
     }
 

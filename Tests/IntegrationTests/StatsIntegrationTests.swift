@@ -50,4 +50,80 @@ struct StatsIntegrationTests {
             #expect(stopped.stderr == "error: no such vm: nope\n")
         }
     }
+
+    @Test("a Linux guest: 1 MiB through -p and its disk reads show in uni stats and the API, with units in the table")
+    func linuxTrafficAndDisk() async throws {
+        let image = try Host.linuxDisk()
+        let port = try Host.freePort()
+        try await DaemonHarness().run { harness, _ in
+            let client = harness.client
+            _ = try await client.create(VMConfig(name: "web", image: image, memory: .mebibytes(256),
+                                                 ports: [PortMapping(hostAddress: "127.0.0.1", hostPort: port, guestPort: 80)]), start: true)
+            let booted = await Host.eventually(timeout: .seconds(180)) { (try? await harness.logs("web"))?.contains(IOCountersIntegrationTests.ready) == true }
+            let console = (try? await harness.logs("web", tail: 20)) ?? ""
+            try #require(booted, "the Linux guest did not serve HTTP: \(console)")
+            let before = try await client.stats("web").current
+            #expect(try await IOCountersIntegrationTests.download(port: port, path: "/1m") == 1 << 20)
+            // The harness's poller samples every 100 ms; one-shot stats also read afresh.
+            var after = before
+            let counted = await Host.eventually(timeout: .seconds(5)) {
+                after = (try? await client.stats("web").current) ?? after
+                return (after.networkTransmittedBytes ?? 0) >= (before.networkTransmittedBytes ?? 0) + (1 << 20)
+            }
+            #expect(counted, "transmitted \(String(describing: before.networkTransmittedBytes)) -> \(String(describing: after.networkTransmittedBytes))")
+            // SeaBIOS and syslinux read the kernel from the disk.
+            #expect(try #require(after.diskReadBytes) > 10_000_000)
+            #expect(try #require(after.diskReadOperations) > 0)
+
+            let json = try Host.runProduct("uni", ["--data-dir", harness.directory.path, "stats", "--output", "json", "web"])
+            #expect(json.status == 0, "\(json.stderr)")
+            let line = try JSONCoding.makeDecoder().decode(VMStats.self, from: Data(json.stdout.utf8))
+            #expect(try #require(line.networkTransmittedBytes) >= 1 << 20)
+            #expect(try #require(line.diskReadBytes) > 10_000_000)
+            let table = try Host.runProduct("uni", ["--data-dir", harness.directory.path, "stats", "web"])
+            let row = try #require(table.stdout.split(separator: "\n").last { $0.contains("web") })
+            #expect(row.contains("MiB"), "\(table.stdout)")
+            #expect(!row.contains(" - "), "a running disk-image VM has every figure: \(table.stdout)")
+        }
+    }
+
+    @Test("uni stats --watch on a terminal: redraws in place, and Ctrl-C shows the cursor again after a whole frame")
+    func watchOnTerminal() async throws {
+        let kernel = try Host.kernel()
+        try await DaemonHarness().run { harness, _ in
+            _ = try await harness.client.create(VMConfig(name: "watched", image: kernel), start: true)
+            let terminal = try PseudoTerminal()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Host.binDirectory + "/uni")
+            process.arguments = ["--data-dir", harness.directory.path, "stats", "--watch", "--interval", "200ms"]
+            process.standardInput = terminal.child
+            process.standardOutput = terminal.child
+            process.standardError = terminal.child
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+            let clear = "\u{1B}[H\u{1B}[2J"
+            // Two frames: the first, then one redraw in place.
+            let redrawn = await Host.eventually(timeout: .seconds(20)) {
+                terminal.read()
+                return terminal.output.components(separatedBy: clear).count > 2
+            }
+            #expect(redrawn, "\(terminal.output.debugDescription)")
+            // What the terminal does on Ctrl-C: SIGINT to the foreground
+            // process. This test process starts it with SIGINT blocked,
+            // which uni must undo.
+            process.interrupt()
+            let ended = await Host.eventually(timeout: .seconds(10)) { !process.isRunning }
+            try #require(ended)
+            terminal.read()
+            #expect(process.terminationStatus == 130)
+            let output = terminal.output
+            #expect(output.hasPrefix("\u{1B}[?25l"), "the cursor is hidden first: \(output.debugDescription)")
+            // The terminal turns \n into \r\n.
+            #expect(output.hasSuffix("\u{1B}[?25h\r\n"), "the cursor is shown again on a fresh line: \(output.debugDescription)")
+            let lastFrame = try #require(output.components(separatedBy: clear).last)
+            #expect(lastFrame.hasPrefix("ID"), "\(lastFrame.debugDescription)")
+            #expect(lastFrame.contains("watched"))
+            #expect(lastFrame.hasSuffix("\r\n\u{1B}[?25h\r\n"), "a whole table, then the cursor: \(lastFrame.debugDescription)")
+        }
+    }
 }

@@ -181,3 +181,34 @@ final class OutputCollector: Sendable {
     func append(_ chunk: [UInt8]) { bytes.withLock { $0 += chunk } }
     var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
 }
+
+/// A pseudo-terminal: the child end makes a process's `isatty` true, the
+/// parent end reads what it drew (with the terminal's `\n` to `\r\n`).
+final class PseudoTerminal: @unchecked Sendable {
+    /// Hand this to the process as stdin, stdout and stderr.
+    let child: FileHandle
+    private let parent: Int32
+    private(set) var output = ""
+
+    init() throws {
+        var parent: Int32 = -1
+        var child: Int32 = -1
+        guard openpty(&parent, &child, nil, nil, nil) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        _ = fcntl(parent, F_SETFL, fcntl(parent, F_GETFL) | O_NONBLOCK)
+        self.parent = parent
+        self.child = FileHandle(fileDescriptor: child, closeOnDealloc: true)
+    }
+
+    deinit { close(parent) }
+
+    /// Appends to ``output`` whatever the terminal holds now.
+    func read() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(parent, $0.baseAddress, $0.count) }
+            guard count > 0 else { return }
+            output += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+    }
+}
+
