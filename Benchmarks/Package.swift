@@ -23,7 +23,9 @@ let package = Package(
             path: "Benchmarks/UniBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // The dashboard over 100 fake VMs, for wrk: scripts/bench-ui.sh.
+        // The dashboard over 100 fake VMs, for wrk: scripts/bench-ui.sh. Not
+        // under Benchmarks/: package-benchmark runs every executable there as
+        // a benchmark, and a server never ends.
         .executableTarget(
             name: "UIBenchServer",
             dependencies: [
@@ -32,7 +34,7 @@ let package = Package(
                 .product(name: "UniKit", package: "uni"),
                 .product(name: "UniKitTesting", package: "uni"),
             ],
-            path: "Benchmarks/UIBenchServer"
+            path: "Tools/UIBenchServer"
         ),
     ]
 )

@@ -8,3 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/build-release.sh .build/dist
 python3 scripts/bench-first-line.py --bin .build/dist --accel tcg --runs 41
 python3 scripts/bench-first-line.py --bin .build/dist --accel kvm --runs 41
+# uni stats and unid's sampling CPU: real VMs, then 1,000 fake ones.
+python3 scripts/bench-stats-cli.py --bin .build/dist --runs 21 --vms 20 --cpu-seconds 60
+python3 scripts/bench-stats-cli.py --bin .build/dist --runs 21 --fake-vms 1000

@@ -66,14 +66,23 @@ struct TelemetryTests {
         #expect(metrics.recorders(label: MetricNames.vmMemoryRSS, dimensions: labels).isEmpty)
     }
 
-    @Test("/proc parsing: utime + stime after the command name; VmRSS in bytes")
-    func procParsing() {
-        let stat = "4242 (qemu (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 123 0 0"
-        #expect(ProcStatsSource.cpuTicks(stat: stat) == 300)
-        #expect(ProcStatsSource.residentBytes(status: "Name:\tqemu\nVmRSS:\t   2048 kB\nThreads: 3\n") == 2048 * 1024)
-        #expect(ProcStatsSource.residentBytes(status: "Name:\tkthread\n") == nil)
-        let own = ProcStatsSource().sample(pid: getpid())
-        #expect((own?.residentBytes ?? 0) > 0)
+    @Test("/proc/<pid>/stat parsing: utime + stime and rss after the command name; a zombie is not measured")
+    func procParsing() throws {
+        func parse(_ line: String) -> ProcStatsSource.StatFields? { Array(line.utf8).withUnsafeBytes { ProcStatsSource.parse(stat: $0) } }
+        let fields = "S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 123 4096000 777 18446744073709551615 1 1 0 0 0\n"
+        #expect(parse("4242 (qemu (x) y) " + fields) == .init(cpuTicks: 300, residentPages: 777))
+        #expect(parse("4242 (qemu) " + fields.replacingOccurrences(of: "S 1", with: "Z 1")) == nil)
+        #expect(parse("4242 (qemu) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50") == nil)  // cut short
+        #expect(parse("4242 (qemu) S 1 4242 4242 0 -1 4194560 100 0 0 0 2x0 50 0 0 20 0 3 0 123 4096000 777 0\n") == nil)
+        #expect(parse("no parenthesis") == nil)
+        // Against the kernel's own figures for this process.
+        let own = try #require(ProcStatsSource().sample(pid: getpid()))
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        let kib = try #require(UInt64(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+        // Both read one counter; the process may grow or shrink a little between the reads.
+        #expect(own.residentBytes > 0 && abs(Int64(own.residentBytes) - Int64(kib * 1024)) < 16 << 20, "\(own.residentBytes) vs VmRSS \(kib) kB")
+        #expect(own.cpuSeconds > 0)
         #expect(ProcStatsSource().sample(pid: 999_999_999) == nil)
     }
 

@@ -12,7 +12,7 @@ import Foundation
 public struct VMStats: Codable, Sendable, Hashable {
     /// Where the process numbers came from.
     public enum Source: String, Codable, Sendable {
-        /// `/proc/<pid>/stat` and `/proc/<pid>/status` (Linux).
+        /// `/proc/<pid>/stat` (Linux).
         case proc
         /// No `/proc`: only what the hypervisor itself reports.
         case fallback

@@ -68,9 +68,12 @@ public protocol StatsSource: Sendable {
     func sample(_ target: StatsTarget) async -> VMStatsReading
 }
 
-/// Reads `/proc/<pid>/stat` (utime + stime, in clock ticks) and
-/// `/proc/<pid>/status` (`VmRSS`), as Incus does for agentless VMs.
+/// Reads `/proc/<pid>/stat`: utime + stime (clock ticks) and the resident
+/// set (pages), as Incus does for agentless VMs.
 ///
+/// One `read(2)` of one small file into a stack buffer per VM and sample:
+/// the RSS in `stat` is the kernel's same counter as `VmRSS` in `status`,
+/// which is ten times longer to read and parse (docs/performance.md).
 /// Disk and network counters come from the hypervisor
 /// (``HypervisorInstance/ioCounters()``). Without `/proc` (not Linux) the
 /// source is `fallback`: process numbers are unavailable.
@@ -78,52 +81,96 @@ public struct ProcStatsSource: StatsSource {
     /// The proc file system root (injectable for tests).
     public let procRoot: String
     private let ticksPerSecond: Double
+    private let pageSize: UInt64
+    private let source: VMStats.Source
 
     /// A source reading `procRoot` (default `/proc`).
     public init(procRoot: String = "/proc") {
         self.procRoot = procRoot
         let ticks = sysconf(Int32(_SC_CLK_TCK))
         ticksPerSecond = ticks > 0 ? Double(ticks) : 100
+        let page = sysconf(Int32(_SC_PAGESIZE))
+        pageSize = page > 0 ? UInt64(page) : 4096
+        source = access(procRoot + "/self/stat", R_OK) == 0 ? .proc : .fallback
     }
 
     public func sample(_ target: StatsTarget) async -> VMStatsReading {
         let process = target.pid.flatMap { sample(pid: $0) }
-        let source: VMStats.Source = access(procRoot + "/self", F_OK) == 0 ? .proc : .fallback
         return VMStatsReading(source: source, cpuSeconds: process?.cpuSeconds, memoryRSSBytes: process?.residentBytes,
                               io: await target.instance.ioCounters())
     }
 
     /// The CPU time and resident memory of `pid`, or `nil` when it cannot
-    /// be measured (no such process, no `/proc`).
+    /// be measured (no such process, a zombie, no `/proc`).
     public func sample(pid: Int32) -> ProcessSample? {
-        guard let stat = read("\(procRoot)/\(pid)/stat"), let status = read("\(procRoot)/\(pid)/status"),
-              let cpu = ProcStatsSource.cpuTicks(stat: stat), let rss = ProcStatsSource.residentBytes(status: status) else {
-            return nil
+        let fd = open("\(procRoot)/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        // The line is at most ~1.2 KiB (52 numbers and a 64-byte name).
+        let fields = withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 1) { buffer -> StatFields? in
+            var count = 0
+            while count < buffer.count {
+                let read = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+                if read > 0 {
+                    count += read
+                } else if read < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            return ProcStatsSource.parse(stat: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
         }
-        return ProcessSample(cpuSeconds: Double(cpu) / ticksPerSecond, residentBytes: rss)
+        guard let fields else { return nil }
+        return ProcessSample(cpuSeconds: Double(fields.cpuTicks) / ticksPerSecond, residentBytes: fields.residentPages * pageSize)
     }
 
-    /// utime + stime: fields 14 and 15, counted after the `)` that ends the
-    /// command name (which may itself hold spaces and parentheses).
-    static func cpuTicks(stat: String) -> UInt64? {
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state); utime is field 14 -> index 11.
-        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
-        return user + system
+    /// What ``parse(stat:)`` takes from a `stat` line.
+    struct StatFields: Hashable {
+        /// utime + stime, in clock ticks.
+        var cpuTicks: UInt64
+        /// The resident set, in pages.
+        var residentPages: UInt64
     }
 
-    /// `VmRSS:   1234 kB` in bytes.
-    static func residentBytes(status: String) -> UInt64? {
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard parts.count >= 2, let kib = UInt64(parts[1]) else { return nil }
-            return kib * 1024
+    /// utime + stime (fields 14 and 15) and rss (field 24), counted after
+    /// the `)` that ends the command name (which may itself hold spaces and
+    /// parentheses). `nil` for a zombie or dead process, whose memory reads
+    /// 0 but is not a measurement, and for a line that does not parse.
+    static func parse(stat: UnsafeRawBufferPointer) -> StatFields? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // Field 3 (the state) is index 0 from here; utime is index 11.
+        var index = -1
+        var value: UInt64 = 0
+        var inField = false
+        var state: UInt8 = 0
+        var user: UInt64?, system: UInt64?
+        for byte in stat[(close + 1)...] {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                if inField {
+                    switch index {
+                    case 11: user = value
+                    case 12: system = value
+                    case 21:
+                        guard let user, let system, state != UInt8(ascii: "Z"), state != UInt8(ascii: "X") else { return nil }
+                        return StatFields(cpuTicks: user + system, residentPages: value)
+                    default: break
+                    }
+                }
+                inField = false
+                continue
+            }
+            if !inField {
+                inField = true
+                index += 1
+                value = 0
+                if index == 0 { state = byte }
+            }
+            if index == 11 || index == 12 || index == 21 {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+            }
         }
         return nil
-    }
-
-    private func read(_ path: String) -> String? {
-        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
     }
 }

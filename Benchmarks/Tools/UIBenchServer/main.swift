@@ -7,10 +7,16 @@ import UniKitTesting
 
 // The dashboard over a manager with 100 running VMs (scripted hypervisor,
 // fixed stats), on 127.0.0.1:PORT until killed: what `scripts/bench-ui.sh`
-// points wrk at. Usage: UIBenchServer PORT [VM_COUNT]
+// points wrk at. With DATA_DIR it also serves unid's API on that data
+// dir's socket, so `uni --data-dir DATA_DIR stats` asks the fake VMs
+// (`scripts/bench-stats-cli.py --fake-vms`).
+// Usage: UIBenchServer PORT [VM_COUNT] [DATA_DIR]
+/// Unbuffered: the scripts wait for the "ready" lines through a pipe.
+func announce(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 let arguments = CommandLine.arguments
 let port = arguments.count > 1 ? Int(arguments[1]) ?? 18_480 : 18_480
 let count = arguments.count > 2 ? Int(arguments[2]) ?? 100 : 100
+let apiDataDirectory = arguments.count > 3 ? DataDirectory(root: arguments[3]) : nil
 let directory = try TemporaryDirectory(prefix: "uni-bench-ui")
 let image = directory.path + "/kernel.elf"
 _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
@@ -33,8 +39,19 @@ try await manager.withRunning { manager in
     await manager.sampleStats()
     let app = Application(router: try DashboardRouter.build(manager: manager),
                           configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "bench-ui"),
-                          onServerRunning: { _ in print("ready http://127.0.0.1:\(port) vms=\(count)") },
+                          onServerRunning: { _ in announce("ready http://127.0.0.1:\(port) vms=\(count)") },
                           logger: logger)
-    try await app.runService()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await app.runService() }
+        if let apiDataDirectory {
+            try apiDataDirectory.prepare()
+            let info = DaemonInfo(version: "bench", accelerator: .tcg, dataDirectory: apiDataDirectory.root, pid: getpid())
+            let api = try APIServer.makeApplication(router: APIRouter.build(manager: manager, info: info),
+                                                    socketPath: apiDataDirectory.socketPath, logger: logger,
+                                                    onServerRunning: { announce("ready \(apiDataDirectory.socketPath) vms=\(count)") })
+            group.addTask { try await api.runService() }
+        }
+        try await group.next()
+    }
 }
 directory.remove()
