@@ -92,7 +92,7 @@ struct StatsIntegrationTests {
         let kernel = try Host.kernel()
         try await DaemonHarness().run { harness, _ in
             _ = try await harness.client.create(VMConfig(name: "watched", image: kernel), start: true)
-            let terminal = try PseudoTerminal()
+            let terminal = try CapturedOutput(terminal: true)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Host.binDirectory + "/uni")
             process.arguments = ["--data-dir", harness.directory.path, "stats", "--watch", "--interval", "200ms"]
@@ -124,6 +124,40 @@ struct StatsIntegrationTests {
             #expect(lastFrame.hasPrefix("ID"), "\(lastFrame.debugDescription)")
             #expect(lastFrame.contains("watched"))
             #expect(lastFrame.hasSuffix("\r\n\u{1B}[?25h\r\n"), "a whole table, then the cursor: \(lastFrame.debugDescription)")
+        }
+    }
+
+    @Test("uni stats --watch into a pipe: tables one after another with no terminal codes; --output json is one object per VM per sample")
+    func watchIntoPipe() async throws {
+        let kernel = try Host.kernel()
+        try await DaemonHarness().run { harness, _ in
+            for name in ["one", "two"] { _ = try await harness.client.create(VMConfig(name: name, image: kernel), start: true) }
+            func watch(_ extra: [String], until done: @escaping (String) -> Bool) async throws -> String {
+                let pipe = try CapturedOutput(terminal: false)
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Host.binDirectory + "/uni")
+                process.arguments = ["--data-dir", harness.directory.path, "stats", "--watch", "--interval", "100ms"] + extra
+                process.standardOutput = pipe.child
+                process.standardError = pipe.child
+                try process.run()
+                // SIGKILL: this test process starts children with SIGINT and SIGTERM blocked.
+                defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+                let seen = await Host.eventually(timeout: .seconds(20)) {
+                    pipe.read()
+                    return done(pipe.output)
+                }
+                #expect(seen, "\(pipe.output.debugDescription)")
+                return pipe.output
+            }
+            let tables = try await watch([]) { $0.components(separatedBy: "ID ").count > 3 }
+            #expect(!tables.contains("\u{1B}"), "no terminal codes into a pipe: \(tables.debugDescription)")
+            #expect(tables.hasPrefix("ID "))
+            #expect(tables.contains("\n\nID "), "a blank line between tables")
+
+            let lines = try await watch(["--output", "json"]) { $0.split(separator: "\n").count >= 6 }
+            let samples = try lines.split(separator: "\n").dropLast().map { try JSONCoding.makeDecoder().decode(VMStats.self, from: Data($0.utf8)) }
+            #expect(Set(samples.map(\.name)) == ["one", "two"])
+            #expect(samples.count >= 5)
         }
     }
 }

@@ -182,26 +182,30 @@ final class OutputCollector: Sendable {
     var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
 }
 
-/// A pseudo-terminal: the child end makes a process's `isatty` true, the
-/// parent end reads what it drew (with the terminal's `\n` to `\r\n`).
-final class PseudoTerminal: @unchecked Sendable {
+/// Where a child process writes, read without blocking: a pseudo-terminal
+/// (the child's `isatty` is true; the terminal turns `\n` into `\r\n`)
+/// or a plain pipe.
+final class CapturedOutput: @unchecked Sendable {
     /// Hand this to the process as stdin, stdout and stderr.
     let child: FileHandle
     private let parent: Int32
     private(set) var output = ""
 
-    init() throws {
-        var parent: Int32 = -1
-        var child: Int32 = -1
-        guard openpty(&parent, &child, nil, nil, nil) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        _ = fcntl(parent, F_SETFL, fcntl(parent, F_GETFL) | O_NONBLOCK)
-        self.parent = parent
-        self.child = FileHandle(fileDescriptor: child, closeOnDealloc: true)
+    init(terminal: Bool) throws {
+        var reading: Int32 = -1
+        var writing: Int32 = -1
+        var ends: [Int32] = [-1, -1]
+        let made = terminal ? openpty(&reading, &writing, nil, nil, nil) : pipe(&ends)
+        guard made == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        if !terminal { (reading, writing) = (ends[0], ends[1]) }
+        _ = fcntl(reading, F_SETFL, fcntl(reading, F_GETFL) | O_NONBLOCK)
+        parent = reading
+        child = FileHandle(fileDescriptor: writing, closeOnDealloc: true)
     }
 
     deinit { close(parent) }
 
-    /// Appends to ``output`` whatever the terminal holds now.
+    /// Appends to ``output`` whatever was written so far.
     func read() {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -211,4 +215,3 @@ final class PseudoTerminal: @unchecked Sendable {
         }
     }
 }
-
