@@ -20,8 +20,10 @@ public struct VMManagerConfiguration: Sendable {
     public var statsSecondSampleDelay: Duration
     /// The wall clock used for record timestamps.
     public var now: @Sendable () -> Date
-    /// The clock that times stop timeouts and store retries.
+    /// The clock that times stop timeouts, store retries, restarts and health probes.
     public var clock: any Clock<Duration>
+    /// The waits between a restart policy's restarts (docs/health.md).
+    public var restartBackoff: RestartBackoff = .standard
 
     /// Creates a configuration with the documented defaults.
     public init(
