@@ -60,13 +60,20 @@ struct Run: UniSubcommand {
     @Option(parsing: .unconditional, help: "Kernel command line (kernel images only).") var cmdline: String?
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
+    @Option(parsing: .unconditional, help: "Restart policy: never, on-failure[:N] or always[:N].") var restart = "never"
+    @Option(parsing: .unconditional, help: "Probe a published guest port: tcp:PORT or http:PORT[/path].") var healthCheck: String?
+    @Option(parsing: .unconditional, help: "Between health probes (default 10s).") var healthInterval: String?
+    @Option(parsing: .unconditional, help: "One health probe's limit (default 3s).") var healthTimeout: String?
+    @Option(parsing: .unconditional, help: "Failed probes in a row that make the VM unhealthy (default 3).") var healthRetries: String?
+    @Option(parsing: .unconditional, help: "After a start, failed probes do not count for this long (default 0s).") var healthStartPeriod: String?
 
     func run() throws {
         let memory = try ByteSize(parsing: memory, name: "memory")
         let cpus = try Run.parseCPUs(cpus)
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
-            environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
+            environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm,
+            restartPolicy: RestartPolicy.parse(restart), healthCheck: healthCheckSettings()
         ).validated()
         let client = global.client
         guard attach else {
@@ -75,6 +82,30 @@ struct Run: UniSubcommand {
         }
         let exitCode = try AttachedRun.run(client: client, config: config) { StandardStreams.writeOutput($0) }
         throw ExitCode(exitCode)
+    }
+
+    /// `--health-check` with its settings; the settings alone are an error.
+    func healthCheckSettings() throws -> HealthCheck? {
+        guard let healthCheck else {
+            let orphans = [("--health-interval", healthInterval), ("--health-timeout", healthTimeout),
+                           ("--health-retries", healthRetries), ("--health-start-period", healthStartPeriod)]
+            if let (flag, _) = orphans.first(where: { $0.1 != nil }) {
+                throw UniError.invalid("\(flag) applies to --health-check only")
+            }
+            return nil
+        }
+        var check = try HealthCheck.parse(healthCheck)
+        if let healthInterval { check.interval = try DurationParser.parse(healthInterval, flag: "--health-interval") }
+        if let healthTimeout { check.timeout = try DurationParser.parse(healthTimeout, flag: "--health-timeout") }
+        if let healthStartPeriod { check.startPeriod = try DurationParser.parse(healthStartPeriod, flag: "--health-start-period") }
+        if let healthRetries {
+            guard let retries = Int(healthRetries) else {
+                throw UniError.invalid("invalid --health-retries '\(healthRetries)': use a whole number from 1 to 100")
+            }
+            check.retries = retries
+        }
+        try check.validate()
+        return check
     }
 
     static func parseCPUs(_ text: String) throws -> Int {
