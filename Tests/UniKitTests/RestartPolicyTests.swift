@@ -18,6 +18,8 @@ struct RestartPolicyTests {
         let image: String
         let now: WallClock
 
+        let prober = ScriptedHealthProber()
+
         init(store: InMemoryVMStore = InMemoryVMStore()) throws {
             directory = try TemporaryDirectory()
             self.store = store
@@ -26,7 +28,8 @@ struct RestartPolicyTests {
             self.now = now
             var configuration = VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), now: { now.date }, clock: clock)
             configuration.restartBackoff = RestartBackoff(initial: .milliseconds(500), maximum: .seconds(2), stableRun: .seconds(10))
-            manager = VMManager(configuration: configuration, store: store, hypervisor: hypervisor, logger: Logger(label: "test"))
+            manager = VMManager(configuration: configuration,
+                                backends: VMManagerBackends(store: store, hypervisor: hypervisor, healthProber: prober), logger: Logger(label: "test"))
             image = directory.path + "/kernel.elf"
             _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
         }
@@ -215,5 +218,72 @@ struct RestartPolicyTests {
         }
         // The shutdown of that daemon stopped them as `daemon_shutdown`.
         #expect(store.vms.first { $0.name == "recovered" }?.stopReason == .daemonShutdown)
+    }
+
+    /// One probe: waits until the loop sleeps its interval, lets it pass, and
+    /// returns once the result is recorded.
+    static func probe(_ harness: Harness, answering answer: HealthProbeResult, interval: Duration = .seconds(10)) async {
+        let before = harness.prober.probes.count
+        harness.prober.answer = answer
+        await harness.clock.waitForSleep(ofLength: interval)
+        harness.clock.advance(by: interval)
+        _ = await harness.eventually { harness.prober.probes.count > before }
+        // Recorded under the gate once the probe returns; the next sleep starts after.
+        await harness.clock.waitForSleep(ofLength: interval)
+    }
+
+    @Test("health: starting, healthy, unhealthy after 3 failures in a row, healthy again; failures in the start period do not count; a policy of never leaves it running")
+    func healthTransitions() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            var config = VMConfig(name: "svc", image: harness.image, ports: [PortMapping(hostPort: 18_080, guestPort: 80)],
+                                  healthCheck: HealthCheck(kind: .http, guestPort: 80, path: "/healthz", startPeriod: .seconds(25)))
+            config.name = "svc"
+            let vm = try await manager.run(config)
+            #expect(vm.health == .starting)
+            // Within the start period (25 s of wall clock): a failure does not count.
+            await Self.probe(harness, answering: .unhealthy("HTTP 503"))
+            var current = try await manager.inspect("svc")
+            #expect(current.health == .starting && current.healthFailures == 0 && current.lastHealthError == "HTTP 503")
+            #expect(harness.prober.probes.last! == (host: "127.0.0.1", port: 18_080))
+            await Self.probe(harness, answering: .healthy)
+            current = try await manager.inspect("svc")
+            #expect(current.health == .healthy && current.lastHealthCheckAt != nil && current.lastHealthError == nil)
+            harness.now.advance(by: .seconds(30))
+            for failures in 1...3 {
+                await Self.probe(harness, answering: .unhealthy("HTTP 500"))
+                current = try await manager.inspect("svc")
+                #expect(current.healthFailures == failures)
+                #expect(current.health == (failures < 3 ? .healthy : .unhealthy))
+            }
+            #expect(current.state == .running, "never: an unhealthy VM keeps running")
+            #expect(harness.store.record(current.id)?.health == .unhealthy, "the change is saved")
+            await Self.probe(harness, answering: .healthy)
+            #expect(try await manager.inspect("svc").health == .healthy)
+            _ = try await manager.stop("svc")
+            let stopped = try await manager.inspect("svc")
+            #expect(stopped.health == .none)
+        }
+    }
+
+    @Test("health: an unhealthy VM under on-failure is killed as unhealthy and restarted")
+    func unhealthyRestarts() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let config = VMConfig(name: "svc", image: harness.image, ports: [PortMapping(hostPort: 18_081, guestPort: 80)],
+                                  restartPolicy: .init(mode: .onFailure), healthCheck: HealthCheck(kind: .tcp, guestPort: 80, retries: 1))
+            _ = try await manager.run(config)
+            harness.prober.answer = .unhealthy("connection closed before the guest answered")
+            await harness.clock.waitForSleep(ofLength: .seconds(10))
+            harness.clock.advance(by: .seconds(10))
+            await harness.clock.waitForSleep(ofLength: .milliseconds(500))
+            let stopped = try await manager.inspect("svc")
+            #expect(stopped.state == .stopped && stopped.stopReason == .unhealthy)
+            #expect(stopped.exits.last?.reason == .unhealthy)
+            harness.prober.answer = .healthy
+            harness.clock.advance(by: .milliseconds(500))
+            #expect(await harness.eventually { await harness.isRunning(afterRestarts: 1) })
+            #expect(try await manager.inspect("svc").health == .starting)
+        }
     }
 }

@@ -168,6 +168,9 @@ extension VMManager {
         vm.exitSignal = nil
         vm.stopReason = nil
         vm.startCount += 1
+        vm.health = vm.config.healthCheck == nil ? .none : .starting
+        vm.healthFailures = 0
+        vm.lastHealthError = nil
         do {
             try await commit(vm, from: .starting)
         } catch {
@@ -189,6 +192,7 @@ extension VMManager {
         // an exit (even an instant one) is recorded after `running`, never before.
         runtimes[id] = Runtime(instance: instance, intent: nil)
         jobContinuation.yield(.exit(ExitWatch(id: id, instance: instance)))
+        if vm.config.healthCheck != nil { jobContinuation.yield(.health(ExitWatch(id: id, instance: instance))) }
         telemetry?.recordStart(duration: ContinuousClock.now - requested)
         return vm
     }

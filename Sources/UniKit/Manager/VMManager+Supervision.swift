@@ -59,6 +59,9 @@ extension VMManager {
         vm.qemuExitStatus = exit.processStatus
         vm.exitSignal = exit.signal
         vm.stopReason = runtime.intent ?? (exit.signal != nil ? .crashed : .exited)
+        // A stopped VM has no health; its last failed probe stays in `last_health_error`.
+        vm.health = .none
+        vm.healthFailures = 0
         if vm.stopReason == .crashed {
             vm.lastError = "qemu was killed by signal \(exit.signal ?? 0)"
         }
@@ -151,6 +154,70 @@ extension VMManager {
             }
             return await instance.waitForExit()
         }
+    }
+
+    // MARK: Health checks
+
+    /// Probes one run of a VM every interval until its process ends.
+    func superviseHealth(of watch: ExitWatch) async {
+        while !Task.isCancelled {
+            guard let check = table[watch.id]?.config.healthCheck else { return }
+            do {
+                try await configuration.clock.sleep(for: check.interval)
+            } catch {
+                return
+            }
+            guard runtimes[watch.id]?.instance === watch.instance, let vm = table[watch.id], vm.state == .running,
+                  let mapping = vm.config.ports.first(where: { $0.guestPort == check.guestPort && $0.transportProtocol == .tcp }) else { return }
+            let host = mapping.hostAddress.flatMap { $0 == "0.0.0.0" || $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+            let result = await backends.healthProber.probe(check, host: host, port: mapping.hostPort)
+            guard await recordHealth(result, of: watch) else { return }
+        }
+    }
+
+    /// Applies one probe's result to the VM's health; an unhealthy VM whose
+    /// policy restarts is killed (its exit then brings the restart).
+    /// - Returns: whether probing goes on.
+    func recordHealth(_ result: HealthProbeResult, of watch: ExitWatch) async -> Bool {
+        let goOn = try? await withGate(watch.id) { () -> Bool in
+            guard runtimes[watch.id]?.instance === watch.instance, var vm = table[watch.id], vm.state == .running,
+                  let check = vm.config.healthCheck else { return false }
+            let previous = vm.health
+            let now = configuration.now()
+            vm.lastHealthCheckAt = now
+            switch result {
+            case .healthy:
+                vm.health = .healthy
+                vm.healthFailures = 0
+                vm.lastHealthError = nil
+            case .unhealthy(let reason):
+                vm.lastHealthError = reason
+                let inStartPeriod = previous == .starting
+                    && (vm.startedAt.map { now.timeIntervalSince($0) * 1000 < Double(check.startPeriod.wholeMilliseconds) } ?? false)
+                if !inStartPeriod {
+                    vm.healthFailures += 1
+                    if vm.healthFailures >= check.retries { vm.health = .unhealthy }
+                }
+            }
+            do {
+                // A change is kept durably; the probe time alone is not worth an fsync.
+                try await commit(vm, from: vm.state, durable: previous != vm.health)
+            } catch {
+                keepUnsaved(vm, error)
+            }
+            guard previous != vm.health else { return true }
+            logger.info("vm health changed", metadata: [
+                LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.from: "\(previous.rawValue)", LogKeys.to: "\(vm.health.rawValue)",
+                LogKeys.reason: "\(vm.lastHealthError ?? "")",
+            ])
+            if vm.health == .unhealthy, vm.config.restartPolicy.mode != .never {
+                runtimes[watch.id]?.intent = .unhealthy
+                watch.instance.forceStop()
+                return false
+            }
+            return true
+        }
+        return goOn ?? false
     }
 
     // MARK: Restart policy

@@ -76,6 +76,8 @@ public actor VMManager: Service {
         case exit(ExitWatch)
         /// Start a stopped VM again after a wait.
         case restart(RestartRequest)
+        /// Probe a running VM's health until its process ends.
+        case health(ExitWatch)
     }
 
     var store: any VMStore { backends.store }
@@ -116,6 +118,7 @@ public actor VMManager: Service {
                 switch job {
                 case .exit(let watch): group.addTask { await self.superviseExit(of: watch) }
                 case .restart(let request): group.addTask { await self.restart(request) }
+                case .health(let watch): group.addTask { await self.superviseHealth(of: watch) }
                 }
             }
             // Graceful shutdown (or cancellation) ended the loop; VMs still

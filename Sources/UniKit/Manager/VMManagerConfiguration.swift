@@ -62,14 +62,17 @@ public struct VMManagerBackends: Sendable {
     public var tracer: any Tracer
     /// What measures running VMs.
     public var statsSource: any StatsSource
+    /// What probes guest services for health checks.
+    public var healthProber: any HealthProber
 
     /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
     public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
-                statsSource: any StatsSource = ProcStatsSource()) {
+                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber()) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
         self.tracer = tracer
         self.statsSource = statsSource
+        self.healthProber = healthProber
     }
 }
