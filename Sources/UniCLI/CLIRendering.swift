@@ -20,6 +20,12 @@ public enum CLIRendering {
         return render([header] + rows)
     }
 
+    /// One `uni events` line: time, VM, type, then the attributes as `key=value`, sorted.
+    public static func eventLine(_ event: VMEvent) -> String {
+        let details = event.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.escapingControlCharacters)" }
+        return ([RFC3339.string(from: event.time), event.vmName, event.vmID.rawValue, event.kind.rawValue] + details).joined(separator: "  ")
+    }
+
     /// The state column: `stopped (0)` shows the exit code.
     public static func stateText(_ vm: VM) -> String {
         if vm.state == .stopped, let code = vm.exitCode { return "stopped (\(code))" }

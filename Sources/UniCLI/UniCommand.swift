@@ -23,7 +23,7 @@ public struct UniCommand: ParsableCommand {
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
     )
 }
 
@@ -161,6 +161,42 @@ struct Logs: UniSubcommand {
         let tail = try self.tail.map { try LineCountParser.parse($0, flag: "--tail") }
         let console = try global.client.logs(vm, tail: tail, follow: follow)
         while let chunk = try console.next() { StandardStreams.writeOutput(chunk) }
+    }
+}
+
+struct Events: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Show VM events (transitions, exits, health changes, restarts), then stream new ones.",
+        discussion: "With --until, prints the history up to that time and exits. The history survives daemon restarts (docs/observability.md)."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Option(parsing: .unconditional, help: "Only events since: an RFC 3339 time or a duration ago (10m).") var since: String?
+    @Option(parsing: .unconditional, help: "Only events until: an RFC 3339 time or a duration ago; no streaming.") var until: String?
+    @Option(help: "vm=NAME or vm=ID (repeatable).") var filter: [String] = []
+    @Option(name: .long, help: "table or json (one object per line).") var output: OutputFormat = .table
+
+    func run() throws {
+        var selection = VMEventFilter()
+        let now = Date()
+        selection.since = try since.map { try VMEventFilter.time($0, flag: "--since", now: now) }
+        selection.until = try until.map { try VMEventFilter.time($0, flag: "--until", now: now) }
+        for text in filter { try selection.add(text) }
+        let reader = try global.client.events(selection, follow: until == nil)
+        let decoder = JSONCoding.makeDecoder()
+        var pending: [UInt8] = []
+        while let chunk = try reader.next() {
+            pending += chunk
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(pending[..<newline])
+                pending.removeFirst(newline + 1)
+                if output == .json {
+                    StandardStreams.writeOutput(line + [UInt8(ascii: "\n")])
+                } else if let event = try? decoder.decode(VMEvent.self, from: Data(line)) {
+                    StandardStreams.writeOutput(Array((CLIRendering.eventLine(event) + "\n").utf8))
+                }
+            }
+        }
     }
 }
 

@@ -284,6 +284,11 @@ struct RestartPolicyTests {
             harness.clock.advance(by: .milliseconds(500))
             #expect(await harness.eventually { await harness.isRunning(afterRestarts: 1) })
             #expect(try await manager.inspect("svc").health == .starting)
+            // Each step is an event, in order.
+            let kinds = manager.events.events(matching: VMEventFilter(vms: ["svc"])).map(\.kind)
+            #expect(kinds == [.transition, .transition, .transition, .health, .transition, .exit, .restart, .transition, .transition])
+            let exit = manager.events.events().first { $0.kind == .exit }
+            #expect(exit?.attributes["reason"] == "unhealthy" && exit?.attributes["signal"] == "9")
         }
     }
 }

@@ -154,6 +154,7 @@ extension VMManager {
             } catch {
                 keepUnsaved(vm, error)
             }
+            if let exit = vm.exits.last { recordExitEvent(vm, exit) }
             console.finishFollowers()
             resumeExitWaiters(vm)
             throw failure

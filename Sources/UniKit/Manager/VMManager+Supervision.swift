@@ -77,6 +77,7 @@ extension VMManager {
             failure = error
         }
         recordedExits[id] = (ObjectIdentifier(instance), vm)
+        if let exit = vm.exits.last { recordExitEvent(vm, exit) }
         consoles[id]?.finishFollowers()
         resumeExitWaiters(vm)
         if failure == nil, vm.config.autoRemove {
@@ -156,6 +157,15 @@ extension VMManager {
         }
     }
 
+    /// The `exit` event of one end of a VM's process.
+    func recordExitEvent(_ vm: VM, _ exit: ExitRecord) {
+        var attributes = ["reason": exit.reason.rawValue]
+        if let code = exit.exitCode { attributes["exit_code"] = "\(code)" }
+        if let signal = exit.signal { attributes["signal"] = "\(signal)" }
+        if let error = exit.error { attributes["error"] = error }
+        record(.exit, vm, attributes)
+    }
+
     // MARK: Health checks
 
     /// Probes one run of a VM every interval until its process ends.
@@ -206,6 +216,7 @@ extension VMManager {
                 keepUnsaved(vm, error)
             }
             guard previous != vm.health else { return true }
+            record(.health, vm, ["from": previous.rawValue, "to": vm.health.rawValue, "error": vm.lastHealthError ?? ""].filter { !$0.value.isEmpty })
             logger.info("vm health changed", metadata: [
                 LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.from: "\(previous.rawValue)", LogKeys.to: "\(vm.health.rawValue)",
                 LogKeys.reason: "\(vm.lastHealthError ?? "")",
@@ -250,6 +261,7 @@ extension VMManager {
         let attempt = (restartStreaks[vm.id] ?? 0) + 1
         if let limit = vm.config.restartPolicy.maximumRetries, attempt > limit {
             restartStreaks[vm.id] = nil
+            record(.restartGaveUp, vm, ["policy": "\(vm.config.restartPolicy)"])
             logger.warning("restart policy gave up: too many restarts in a row", metadata: [
                 LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "policy": "\(vm.config.restartPolicy)",
             ])
@@ -267,6 +279,7 @@ extension VMManager {
             LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)",
             LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")",
         ])
+        record(.restart, vm, ["attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)", "reason": vm.stopReason?.rawValue ?? ""])
         jobContinuation.yield(.restart(RestartRequest(id: vm.id, token: nextRestartToken, attempt: attempt, delay: delay)))
     }
 

@@ -23,6 +23,9 @@ public actor VMManager: Service {
     public nonisolated let configuration: VMManagerConfiguration
     /// The per-VM stats every reader shares (poller, `/metrics`, API, dashboard).
     public nonisolated let sampler: VMStatsSampler
+    /// What happened to the VMs: transitions, exits, health changes,
+    /// restarts, kept across daemon restarts in the data dir.
+    public nonisolated let events: EventLog
     let backends: VMManagerBackends
     let logger: Logger
 
@@ -91,6 +94,7 @@ public actor VMManager: Service {
         self.logger = logger
         self.table = VMTable(removedRecordsKept: configuration.removedRecordsKept)
         self.sampler = VMStatsSampler(capacity: configuration.statsHistory)
+        self.events = EventLog(path: configuration.dataDirectory.eventsPath)
         (jobs, jobContinuation) = AsyncStream.makeStream()
     }
 
@@ -126,6 +130,8 @@ public actor VMManager: Service {
             // watchers above finish with them. No restart starts from here on.
             shuttingDown = true
             await stopAll()
+            // The shutdown's transitions are in; `uni events` followers end with the daemon.
+            events.finishFollowers()
             group.cancelAll()
         }
     }
@@ -316,6 +322,14 @@ public actor VMManager: Service {
         var metadata: Logger.Metadata = [LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.from: "\(from)", LogKeys.to: "\(to)"]
         metadata.merge(extra) { $1 }
         logger.info("vm state transition", metadata: metadata)
+        var attributes = ["from": from, "to": to]
+        for (key, value) in extra { attributes[key] = "\(value)" }
+        record(.transition, vm, attributes)
+    }
+
+    /// Adds one event about `vm` to the history, at the manager's wall clock.
+    func record(_ kind: VMEvent.Kind, _ vm: VM, _ attributes: [String: String]) {
+        events.record(kind, vmID: vm.id, vmName: vm.name, attributes: attributes, time: configuration.now())
     }
 
     func console(of id: VMID) -> ConsoleLog {
