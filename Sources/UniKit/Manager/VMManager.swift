@@ -175,6 +175,8 @@ public actor VMManager: Service {
                 vm.pid = nil
                 vm.stopReason = .daemonRecovered
                 vm.daemonRecovered = true
+                vm.health = .none
+                vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .daemonRecovered))
                 do {
                     try await persist("record the recovery of vm \(vm.name)") { try await self.store.save(vm) }
                 } catch {
@@ -183,6 +185,7 @@ public actor VMManager: Service {
                     keepUnsaved(vm, error)
                 }
                 logTransition(vm, from: from.rawValue, to: vm.state.rawValue, extra: ["orphan_killed": "\(killed)"])
+                if let exit = vm.exits.last { recordExitEvent(vm, exit) }
             }
             table.put(vm)
             // As Docker does: `always` brings back what the last daemon ran.
