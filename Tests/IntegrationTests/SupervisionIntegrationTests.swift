@@ -5,9 +5,10 @@ import UniCLI
 import UniKitTesting
 
 /// Health checks against the Linux test guest's real HTTP server, through
-/// QEMU's user-mode port forwarding (docs/health.md).
-@Suite("Health checks of a real guest", .serialized, .enabled(if: Host.hasQEMU, "qemu-system-x86_64 is not installed"))
-struct HealthIntegrationTests {
+/// QEMU's user-mode port forwarding, and restart policies of real QEMU
+/// processes (docs/health.md).
+@Suite("Health checks and restarts of real guests", .serialized, .enabled(if: Host.hasQEMU, "qemu-system-x86_64 is not installed"))
+struct SupervisionIntegrationTests {
     @Test("the slirp trap: a published port nothing listens on is unhealthy for tcp and http; the served one is healthy; health goes both ways and shows in uni ps")
     func realGuest() async throws {
         let image = try Host.linuxDisk()
@@ -44,6 +45,36 @@ struct HealthIntegrationTests {
             #expect(sick.state == .running && sick.lastHealthError == "HTTP 404")
             _ = await Host.get("http://127.0.0.1:\(served)/cgi-bin/health?up")
             #expect(await Host.eventually(timeout: .seconds(30)) { await health() == .healthy })
+        }
+    }
+
+    @Test("on-failure:2 restarts a guest that exits 7 twice, then gives up; a QEMU killed from outside is a crash, restarted with a new process")
+    func restarts() async throws {
+        let kernel = try Host.kernel()
+        try await DaemonHarness().run { harness, manager in
+            let client = harness.client
+            _ = try await client.create(VMConfig(name: "job", image: kernel, kernelCommandLine: "exit=7", restartPolicy: try RestartPolicy.parse("on-failure:2")), start: true)
+            let gaveUp = await Host.eventually(timeout: .seconds(30)) {
+                manager.events.events(matching: VMEventFilter(vms: ["job"])).contains { $0.kind == .restartGaveUp }
+            }
+            #expect(gaveUp)
+            let job = try await client.inspect("job")
+            #expect(job.state == .stopped && job.restartCount == 2 && job.startCount == 3)
+            #expect(job.exits.map(\.exitCode) == [7, 7, 7] && job.exits.allSatisfy { $0.reason == .exited })
+            let restarts = manager.events.events(matching: VMEventFilter(vms: ["job"])).filter { $0.kind == .restart }
+            #expect(restarts.map { $0.attributes["delay_ms"] } == ["500", "1000"])
+
+            let first = try await client.create(VMConfig(name: "svc", image: kernel, restartPolicy: .init(mode: .onFailure)), start: true)
+            let pid = try #require(first.pid)
+            kill(pid, SIGKILL)
+            #expect(await Host.eventually(timeout: .seconds(30)) {
+                guard let vm = try? await client.inspect("svc") else { return false }
+                return vm.state == .running && vm.restartCount == 1
+            })
+            let svc = try await client.inspect("svc")
+            #expect(svc.pid != nil && svc.pid != pid)
+            #expect(svc.exits.map(\.reason) == [.crashed] && svc.exits.first?.signal == SIGKILL)
+            #expect(Host.qemuProcesses(under: harness.directory.path).count == 1)
         }
     }
 }
