@@ -102,7 +102,7 @@ public struct UniClient: Sendable {
         var query: [String] = []
         if let since = filter.since { query.append("since=" + RFC3339.string(from: since)) }
         if let until = filter.until { query.append("until=" + RFC3339.string(from: until)) }
-        for vm in filter.vms.sorted() { query.append("vm=" + vm) }
+        for vm in filter.vms.sorted() { query.append("vm=" + Self.percentEncoded(vm)) }
         if follow { query.append("follow=true") }
         return try stream("GET", "/v1/events" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
     }

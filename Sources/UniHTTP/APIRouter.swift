@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 import NIOCore
 import Tracing
 import UniKit
@@ -83,10 +84,7 @@ public enum APIRouter {
             let query = request.uri.queryParameters
             filter.since = try query["since"].map { try VMEventFilter.time(String($0), flag: "since") }
             filter.until = try query["until"].map { try VMEventFilter.time(String($0), flag: "until") }
-            for vm in query.getAll("vm") {
-                try VMReference.check(String(vm))
-                filter.vms.insert(String(vm))
-            }
+            for vm in query.getAll("vm") { try filter.addVM(String(vm)) }
             let encoder = JSONCoding.makeEncoder()
             func line(_ event: VMEvent) -> ByteBuffer {
                 var data = (try? encoder.encode(event)) ?? Data()
@@ -99,14 +97,16 @@ public enum APIRouter {
                 for event in manager.events.events(matching: filter) { buffer.writeImmutableBuffer(line(event)) }
                 return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
             }
-            let stream = manager.events.follow(matching: filter)
+            // Ends at unid's graceful shutdown: the API server stops first and
+            // waits for its responses, so a stream left open would hold it.
+            let stream = manager.events.follow(matching: filter).cancelOnGracefulShutdown()
             return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: stream.map(line)))
         }
 
         v1.get("vms/:ref/logs") { request, context in
             let tail = try request.uri.queryParameters["tail"].map { try LineCountParser.parse(String($0), flag: "tail") }
             let stream = try await manager.logs(try reference(context), tail: tail, follow: try flag(request, "follow"))
-            let body = ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) })
+            let body = ResponseBody(asyncSequence: stream.cancelOnGracefulShutdown().map { ByteBuffer(bytes: $0) })
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
         }
         return router
@@ -123,7 +123,7 @@ public enum APIRouter {
     static func attach(manager: VMManager, config: VMConfig) async throws -> Response {
         let (vm, console) = try await manager.runAttached(config)
         let body = ResponseBody { writer in
-            for await chunk in console { try await writer.write(ByteBuffer(bytes: chunk)) }
+            for await chunk in console.cancelOnGracefulShutdown() { try await writer.write(ByteBuffer(bytes: chunk)) }
             try await writer.finish(nil)
         }
         return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8", vmIDHeader: vm.id.rawValue], body: body)

@@ -89,4 +89,41 @@ struct EventLogTests {
         #expect(throws: Never.self) { try filter.add("vm=web") }
         #expect(filter.vms == ["web"])
     }
+
+    @Test("after a torn last line, the next daemon's first event starts on a fresh line and survives")
+    func tornLineSwallowsNextEvent() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        let id = try VMID("0123456789ab")
+        do {
+            let log = EventLog(path: path)
+            log.record(.transition, vmID: id, vmName: "web")
+        }
+        // A crash mid-write.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"sequence\": 2, \"ti".utf8))
+        try handle.close()
+        do {
+            let log = EventLog(path: path)                 // the next daemon
+            log.record(.exit, vmID: id, vmName: "web", attributes: ["reason": "daemon_recovered"])
+            log.record(.transition, vmID: id, vmName: "web")
+        }
+        let third = EventLog(path: path)
+        #expect(third.events().map(\.kind) == [.transition, .exit, .transition],
+                "got \(third.events().map(\.kind)); unreadable lines: \(third.unreadableLines)")
+    }
+
+    @Test("a line with sequence UInt64.max is skipped, not a crash at start")
+    func hugeSequence() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/events.jsonl"
+        let line = #"{"sequence":18446744073709551615,"time":"2026-11-26T00:52:37.120Z","vm_id":"0123456789ab","vm_name":"web","type":"exit","attributes":{}}"#
+        try (line + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let log = EventLog(path: path)
+        #expect(log.events().isEmpty && log.unreadableLines == 1)
+        #expect(log.record(.exit, vmID: try VMID("0123456789ab"), vmName: "web").sequence == 1)
+    }
 }

@@ -58,6 +58,12 @@ struct RestartPolicyTests {
             return vm.restartCount == count && vm.state == .running
         }
 
+        /// Waits (with a deadline) until the prober has seen `count` probes.
+        func waitForProbes(atLeast count: Int) async {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while prober.probes.count < count, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
+        }
+
         func eventually(_ condition: @Sendable () async -> Bool) async -> Bool {
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline {
@@ -289,6 +295,122 @@ struct RestartPolicyTests {
             #expect(kinds == [.transition, .transition, .transition, .health, .transition, .exit, .restart, .transition, .transition])
             let exit = manager.events.events().first { $0.kind == .exit }
             #expect(exit?.attributes["reason"] == "unhealthy" && exit?.attributes["signal"] == "9")
+        }
+    }
+
+    /// Runs `manager.run()` in a task the test can cancel (a graceful shutdown's path).
+    static func startService(_ manager: VMManager) async -> Task<Void, any Error> {
+        let task = Task { try await manager.run() }
+        while await !manager.isSupervising { await Task.yield() }
+        return task
+    }
+
+    @Test("a restart whose launch is in flight when shutdown begins finishes, then the shutdown stops it: no QEMU outlives run()")
+    func restartInFlightAtShutdown() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let manager = harness.manager
+        try await manager.load()
+        let service = await Self.startService(manager)
+        let vm = try await manager.run(try harness.config("always"))
+        let hold = harness.hypervisor.suspendNextLaunch()
+        try await harness.exitGuest(code: 1)
+        await harness.clock.waitForSleep(ofLength: .milliseconds(500))
+        harness.clock.advance(by: .milliseconds(500))
+        await hold.waitUntilReached()             // the restart holds the gate, in launch; the VM is `starting`
+        service.cancel()                          // shutdown begins: shuttingDown = true, stopAll()
+        #expect(await harness.eventually { await manager.shuttingDown })
+        hold.release()                            // the launch completes during/after stopAll
+        try? await service.value                  // run() has returned: the daemon would exit now
+        let after = try await manager.inspect("svc")
+        #expect(after.state == .stopped, "state after the service ended: \(after.state)")
+        #expect((harness.hypervisor.liveInstanceCount[vm.id] ?? 0) == 0,
+                "live QEMU processes after shutdown: \(harness.hypervisor.liveInstanceCount[vm.id] ?? 0)")
+        #expect(harness.store.record(vm.id)?.state == .stopped, "stored state: \(String(describing: harness.store.record(vm.id)?.state))")
+    }
+
+    @Test("a restart pending in its backoff when the daemon stops is planned again by the next daemon")
+    func pendingRestartLostAcrossDaemons() async throws {
+        let store = InMemoryVMStore()
+        let first = try Harness(store: store)
+        defer { first.directory.remove() }
+        try await first.manager.load()
+        let service = await Self.startService(first.manager)
+        _ = try await first.manager.run(try first.config("always"))
+        try await first.exitGuest(code: 1)
+        await first.clock.waitForSleep(ofLength: .milliseconds(500))
+        #expect(first.manager.events.events().last?.kind == .restart, "a restart was planned")
+        service.cancel()                          // daemon shutdown during the 500 ms backoff
+        try? await service.value
+
+        let second = try Harness(store: store)    // next daemon, same records
+        defer { second.directory.remove() }
+        try await second.manager.load()
+        let next = await Self.startService(second.manager)
+        // Planned again, with the first wait of a row.
+        await second.clock.waitForSleep(ofLength: .milliseconds(500))
+        second.clock.advance(by: .milliseconds(500))
+        let restarted = await second.eventually { (try? await second.manager.inspect("svc").state) == .running }
+        let pending = await second.manager.pendingRestarts.count
+        let reason = try await second.manager.inspect("svc").stopReason
+        #expect(restarted, "always VM left stopped by the next daemon; pending restarts there: \(pending), stop_reason \(String(describing: reason))")
+        next.cancel()
+        try? await next.value
+    }
+
+    @Test("a restart that fails before the launch (image gone) is a failed start: it counts in the row, and on-failure:2 gives up")
+    func preLaunchFailureIgnoresRetryLimit() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            _ = try await manager.run(try harness.config("on-failure:2"))
+            try await harness.exitGuest(code: 1, after: .seconds(11))   // a stable run, then a failure
+            try FileManager.default.removeItem(atPath: harness.image)    // the image disappears (or the store is full)
+            // The failed starts count in the row: 500 ms, 1 s, then on-failure:2 gives up.
+            for delay in [Duration.milliseconds(500), .seconds(1)] {
+                await harness.clock.waitForSleep(ofLength: delay)
+                let handled = await manager.restartsHandled
+                harness.clock.advance(by: delay)
+                _ = await harness.eventually { await manager.restartsHandled > handled }
+            }
+            #expect(await harness.eventually { manager.events.events().contains { $0.kind == .restartGaveUp } })
+            let restarts = manager.events.events().filter { $0.kind == .restart }
+            #expect(restarts.map { $0.attributes["delay_ms"] } == ["500", "1000"])
+            let vm = try await manager.inspect("svc")
+            #expect(vm.state == .stopped && vm.stopReason == .failedToStart && vm.restartGaveUp)
+            #expect(vm.lastError?.contains(harness.image) == true, "\(String(describing: vm.lastError))")
+            #expect(vm.exits.map(\.reason) == [.exited, .failedToStart, .failedToStart])
+            #expect(harness.store.record(vm.id)?.restartGaveUp == true, "a new daemon will not plan it again")
+        }
+    }
+
+    @Test("after a restart only one health loop probes; rm ends it; a 0.0.0.0 mapping is probed at 127.0.0.1")
+    func oneHealthLoopAfterRestart() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let config = VMConfig(name: "svc", image: harness.image, ports: [PortMapping(hostAddress: "0.0.0.0", hostPort: 18_082, guestPort: 80)],
+                                  restartPolicy: .init(mode: .onFailure), healthCheck: HealthCheck(kind: .tcp, guestPort: 80))
+            _ = try await manager.run(config)
+            await RestartPolicyTests.probe(harness, answering: .healthy)
+            harness.now.advance(by: .seconds(3))
+            try await harness.exitGuest(code: 1)
+            await harness.clock.waitForSleep(ofLength: .milliseconds(500))
+            harness.clock.advance(by: .milliseconds(500))
+            #expect(await harness.eventually { await harness.isRunning(afterRestarts: 1) })
+            // The old loop (asleep since before the crash) and the new one both sleep 10 s now.
+            #expect(await harness.eventually { harness.clock.pendingSleeps.filter { $0 == .seconds(10) }.count == 2 })
+            let before = harness.prober.probes.count
+            for round in 1...3 {
+                harness.clock.advance(by: .seconds(10))
+                await harness.waitForProbes(atLeast: before + round)
+                // Only the new loop sleeps again: the old one saw another process and ended.
+                #expect(await harness.eventually { harness.clock.pendingSleeps.filter { $0 == .seconds(10) }.count == 1 })
+            }
+            #expect(harness.prober.probes.count - before == 3, "probes in 3 intervals: \(harness.prober.probes.count - before)")
+            #expect(harness.prober.probes.allSatisfy { $0.host == "127.0.0.1" })
+            #expect(harness.clock.pendingSleeps.filter { $0 == .seconds(10) }.count == 1, "sleeping loops: \(harness.clock.pendingSleeps)")
+            try await manager.remove("svc", force: true)
+            harness.clock.advance(by: .seconds(10))
+            #expect(await harness.eventually { harness.clock.pendingSleeps.filter { $0 == .seconds(10) }.isEmpty }, "a loop survived rm: \(harness.clock.pendingSleeps)")
         }
     }
 }

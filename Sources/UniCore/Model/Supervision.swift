@@ -214,10 +214,14 @@ public struct HealthCheck: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try c.decode(Kind.self, forKey: .kind)
+        if kind == .tcp, c.contains(.path) {
+            throw UniError.invalid("invalid health_check: a path applies to http checks only")
+        }
         let milliseconds = { (key: CodingKeys, fallback: Duration) throws -> Duration in
             try c.decodeWholeNumberIfPresent(Int64.self, forKey: key, allowed: "milliseconds, a whole number").map(Duration.milliseconds) ?? fallback
         }
-        self.init(kind: try c.decode(Kind.self, forKey: .kind),
+        self.init(kind: kind,
                   guestPort: try c.decodeWholeNumberIfPresent(UInt16.self, forKey: .guestPort, allowed: "a guest port, 1-65535") ?? 0,
                   path: try c.decodeIfPresent(String.self, forKey: .path),
                   interval: try milliseconds(.interval, HealthCheck.defaultInterval),

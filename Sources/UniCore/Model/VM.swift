@@ -112,6 +112,9 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
     public var restartCount: Int
     /// When the restart policy last started it.
     public var lastRestartAt: Date?
+    /// Set when the restart policy used up its restarts in a row (`:N`);
+    /// cleared by the next start. A new daemon does not restart it.
+    public var restartGaveUp: Bool
     /// The last ``VM/exitsKept`` ends of its process, oldest first.
     public var exits: [ExitRecord]
 
@@ -134,6 +137,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         self.health = .none
         self.healthFailures = 0
         self.restartCount = 0
+        self.restartGaveUp = false
         self.exits = []
     }
 
@@ -151,6 +155,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         case daemonRecovered = "daemon_recovered"
         case health, healthFailures = "health_failures", lastHealthCheckAt = "last_health_check_at"
         case lastHealthError = "last_health_error", restartCount = "restart_count", lastRestartAt = "last_restart_at", exits
+        case restartGaveUp = "restart_gave_up"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -183,6 +188,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         lastHealthError = try c.decodeIfPresent(String.self, forKey: .lastHealthError)
         restartCount = try c.decodeIfPresent(Int.self, forKey: .restartCount) ?? 0
         lastRestartAt = try c.decodeIfPresent(Date.self, forKey: .lastRestartAt)
+        restartGaveUp = try c.decodeIfPresent(Bool.self, forKey: .restartGaveUp) ?? false
         exits = try c.decodeIfPresent([ExitRecord].self, forKey: .exits) ?? []
     }
 }

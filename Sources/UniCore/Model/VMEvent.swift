@@ -91,6 +91,16 @@ public struct VMEventFilter: Sendable, Hashable {
         guard parts.count == 2, parts[0] == "vm", !parts[1].isEmpty else {
             throw UniError.invalid("invalid --filter '\(filter.escapingControlCharacters)': use vm=NAME or vm=ID")
         }
-        vms.insert(String(parts[1]))
+        try addVM(String(parts[1]))
+    }
+
+    /// Adds a VM to select by name or full id (the history keeps removed
+    /// VMs, so there is nothing to resolve a prefix against).
+    /// - Throws: ``UniError`` (`invalidArgument`) when `vm` is neither.
+    public mutating func addVM(_ vm: String) throws {
+        guard VMID.isWellFormed(vm) || (try? VMConfig.validate(name: vm)) != nil else {
+            throw UniError.invalid("invalid vm '\(vm.escapingControlCharacters)': give a VM name or a full 12-digit id")
+        }
+        vms.insert(vm)
     }
 }

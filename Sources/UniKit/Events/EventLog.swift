@@ -24,6 +24,9 @@ public final class EventLog: Sendable {
         var descriptor: Int32 = -1
         var linesInFile = 0
         var unreadableLines = 0
+        /// The file ends in a torn line (a crash mid-write): the next
+        /// append starts on a fresh line so that it is not lost with it.
+        var endsMidLine = false
         var followers: [UInt64: (filter: VMEventFilter, continuation: AsyncStream<VMEvent>.Continuation)] = [:]
         var nextFollower: UInt64 = 0
     }
@@ -46,10 +49,17 @@ public final class EventLog: Sendable {
                         initial.unreadableLines += 1
                         continue
                     }
+                    guard event.sequence < UInt64.max else {
+                        initial.unreadableLines += 1
+                        continue
+                    }
                     initial.events.append(event)
                     initial.nextSequence = max(initial.nextSequence, event.sequence + 1)
                 }
-                if file == path { initial.linesInFile = lines }
+                if file == path {
+                    initial.linesInFile = lines
+                    initial.endsMidLine = data.last.map { $0 != UInt8(ascii: "\n") } ?? false
+                }
             }
             if initial.events.count > self.capacity { initial.events.removeFirst(initial.events.count - self.capacity) }
         }
@@ -110,6 +120,10 @@ public final class EventLog: Sendable {
     private func append(_ event: VMEvent, _ state: inout State) {
         guard let path, var line = try? JSONCoding.makeEncoder().encode(event) else { return }
         line.append(UInt8(ascii: "\n"))
+        if state.endsMidLine {
+            line.insert(UInt8(ascii: "\n"), at: line.startIndex)
+            state.endsMidLine = false
+        }
         if state.linesInFile >= capacity {
             if state.descriptor >= 0 { close(state.descriptor) }
             state.descriptor = -1

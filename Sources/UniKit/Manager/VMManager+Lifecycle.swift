@@ -122,6 +122,7 @@ extension VMManager {
             vm.restartCount += 1
             vm.lastRestartAt = configuration.now()
         }
+        vm.restartGaveUp = false
         // Again at each start: the file may have been replaced (by a FIFO,
         // say) since the VM was created, and QEMU would hang opening it.
         _ = try await ImageInspector.inspect(vm.config.image)
@@ -211,18 +212,23 @@ extension VMManager {
 
     /// A stopped VM waiting for its restart: the stop (or kill) is the
     /// person's word, so the restart is called off and the VM returned.
-    private func cancelPendingRestart(_ id: VMID, _ vm: VM, by operation: String) -> VM? {
+    /// The person's word is saved as the stop reason (`stopped`, `killed`),
+    /// so a new daemon does not plan the restart again.
+    private func cancelPendingRestart(_ id: VMID, _ vm: VM, by reason: StopReason) async throws -> VM? {
         guard runtimes[id] == nil, pendingRestarts.removeValue(forKey: id) != nil else { return nil }
         restartStreaks[id] = nil
-        logger.info("restart called off", metadata: [LogKeys.vmID: "\(id)", LogKeys.vmName: "\(vm.name)", "by": "\(operation)"])
-        return vm
+        logger.info("restart called off", metadata: [LogKeys.vmID: "\(id)", LogKeys.vmName: "\(vm.name)", "by": "\(reason.rawValue)"])
+        var stopped = vm
+        stopped.stopReason = reason
+        try await commit(stopped, from: vm.state)
+        return stopped
     }
 
     /// - Parameter reason: `stopped`, or `daemon_shutdown` when the daemon stops it on its way out.
     func stopUntraced(_ reference: String, timeout: Duration?, reason: StopReason) async throws -> VM {
         enum Plan { case wait(VMID, any HypervisorInstance, first: Bool), done(VM) }
         let plan = try await withGate(reference) { id, vm -> Plan in
-            if let cancelled = cancelPendingRestart(id, vm, by: "stop") { return .done(cancelled) }
+            if let cancelled = try await cancelPendingRestart(id, vm, by: .stopped) { return .done(cancelled) }
             // A second stop of a stopping VM waits for the same end.
             guard let runtime = runtimes[id], vm.state == .stopping || vm.state.canTransition(to: .stopping) else {
                 throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "stop"))
@@ -278,7 +284,7 @@ extension VMManager {
     /// Only a VM with a process has a runtime (`starting` is never seen
     /// inside a gate: the start holds it).
     private func killInGate(_ id: VMID, _ vm: VM) async throws -> VM {
-        if let cancelled = cancelPendingRestart(id, vm, by: "kill") { return cancelled }
+        if let cancelled = try await cancelPendingRestart(id, vm, by: .killed) { return cancelled }
         guard let runtime = runtimes[id], vm.state.canTransition(to: .stopped) else {
             throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "kill"))
         }

@@ -7,11 +7,15 @@ extension VMManager {
     /// `daemon_shutdown`, which an `always` restart policy undoes at the
     /// next ``load()``. Failures are logged: nobody else is there to hear them.
     public func stopAll() async {
-        let running = table.all.filter { $0.state == .running || $0.state == .stopping }
+        // Every VM, each looked at inside its gate: a start in flight (a
+        // restart, say) finishes first and is then stopped, not skipped.
+        let all = table.all
         await withTaskGroup(of: Void.self) { group in
-            for vm in running {
+            for vm in all {
                 group.addTask {
                     do {
+                        let hasProcess = try await self.withGate(vm.id) { await self.table[vm.id]?.state.hasProcess ?? false }
+                        guard hasProcess else { return }
                         _ = try await self.traced(.stop, reference: vm.id.rawValue) {
                             try await self.stopUntraced(vm.id.rawValue, timeout: nil, reason: .daemonShutdown)
                         }
@@ -87,7 +91,7 @@ extension VMManager {
                 logger.error("cannot auto-remove vm", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
             }
         }
-        scheduleRestartIfDue(vm)
+        await scheduleRestartIfDue(vm)
         if let failure {
             let reason = (failure as? UniError)?.message ?? "\(failure)"
             throw UniError(.storeFailed, "vm \(vm.name) \(vm.stopReason.map(VMManager.describe) ?? "stopped") (exit code \(exit.exitCode)), but \(reason); unid keeps retrying the write (see /health)", cause: failure)
@@ -242,15 +246,15 @@ extension VMManager {
         case .onFailure:
             switch reason {
             case .exited: return vm.exitCode != 0
-            case .crashed, .failedToStart, .unhealthy, .daemonRecovered: return true
-            case .stopped, .stopTimeout, .killed, .daemonShutdown: return false
+            case .crashed, .failedToStart, .unhealthy: return true
+            case .stopped, .stopTimeout, .killed, .daemonRecovered, .daemonShutdown: return false
             }
         }
     }
 
     /// Plans the next restart of `vm` when its policy asks for one and its
     /// row of restarts is not used up. Callers hold the VM's gate.
-    func scheduleRestartIfDue(_ vm: VM) {
+    func scheduleRestartIfDue(_ vm: VM) async {
         guard !shuttingDown, table[vm.id] != nil, VMManager.restartIsDue(vm) else { return }
         let backoff = configuration.restartBackoff
         // A run as long as `stableRun` ends the row: the count starts again.
@@ -261,6 +265,13 @@ extension VMManager {
         let attempt = (restartStreaks[vm.id] ?? 0) + 1
         if let limit = vm.config.restartPolicy.maximumRetries, attempt > limit {
             restartStreaks[vm.id] = nil
+            var gaveUp = vm
+            gaveUp.restartGaveUp = true
+            do {
+                try await commit(gaveUp, from: gaveUp.state)
+            } catch {
+                keepUnsaved(gaveUp, error)
+            }
             record(.restartGaveUp, vm, ["policy": "\(vm.config.restartPolicy)"])
             logger.warning("restart policy gave up: too many restarts in a row", metadata: [
                 LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "policy": "\(vm.config.restartPolicy)",
@@ -297,10 +308,30 @@ extension VMManager {
             guard !shuttingDown, pendingRestarts[request.id] == request.token, let vm = table[request.id], vm.state == .stopped else { return }
             pendingRestarts[request.id] = nil
             do {
-                _ = try await startInGate(request.id, confirmation: .immediate, restart: true)
+                // Not cancelled by a shutdown that begins meanwhile: a launch
+                // cut short would read as `failed_to_start`; the shutdown's
+                // stop queues behind this start instead.
+                _ = try await Task { try await self.startInGate(request.id, confirmation: .immediate, restart: true) }.value
             } catch {
                 logger.warning("restart failed", metadata: [LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.error: "\(error)"])
-                if let failed = table[request.id] { scheduleRestartIfDue(failed) }
+                guard var failed = table[request.id] else { return }
+                if failed.exits.count == vm.exits.count && failed.exits.last == vm.exits.last {
+                    // It failed before QEMU was launched (the image is gone,
+                    // the store refused `starting`): record it as a failed
+                    // start, so the row of restarts counts it.
+                    let message = (error as? UniError)?.message ?? "\(error)"
+                    failed.stopReason = .failedToStart
+                    failed.lastError = message
+                    failed.finishedAt = configuration.now()
+                    failed.recordExit(ExitRecord(finishedAt: failed.finishedAt!, reason: .failedToStart, error: message))
+                    do {
+                        try await commit(failed, from: failed.state)
+                    } catch {
+                        keepUnsaved(failed, error)
+                    }
+                    if let exit = failed.exits.last { recordExitEvent(failed, exit) }
+                }
+                await scheduleRestartIfDue(failed)
             }
         }
     }

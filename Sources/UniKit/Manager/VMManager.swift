@@ -188,9 +188,15 @@ public actor VMManager: Service {
                 if let exit = vm.exits.last { recordExitEvent(vm, exit) }
             }
             table.put(vm)
-            // As Docker does: `always` brings back what the last daemon ran.
-            if vm.config.restartPolicy.mode == .always, vm.stopReason == .daemonRecovered || vm.stopReason == .daemonShutdown {
-                scheduleRestart(of: vm, attempt: 1, delay: .zero)
+            // As Docker does, `always` brings back what the last daemon ran;
+            // a restart the last daemon had planned (in its backoff) is planned again.
+            if !vm.restartGaveUp {
+                let carriedOver = vm.config.restartPolicy.mode == .always && (vm.stopReason == .daemonRecovered || vm.stopReason == .daemonShutdown)
+                if carriedOver {
+                    scheduleRestart(of: vm, attempt: 1, delay: .zero)
+                } else if VMManager.restartIsDue(vm) {
+                    scheduleRestart(of: vm, attempt: 1, delay: configuration.restartBackoff.initial)
+                }
             }
         }
         for (name, ids) in table.duplicateNames {
