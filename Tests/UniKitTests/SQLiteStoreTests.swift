@@ -171,6 +171,19 @@ struct SQLiteVMStoreTests {
         }
     }
 
+    @Test("loading decodes in slices and keeps the id order and every problem")
+    func slicedLoad() async throws {
+        try await withSQLiteStore { store, _ in
+            let vms = (0..<700).map { fullySetVM(name: "vm-\($0)") }.sorted { $0.id < $1.id }
+            for vm in vms { try await store.saveTransient(vm) }
+            let broken = vms[400].id
+            try await store.writer.write { db in try db.execute(sql: "UPDATE vm SET record = '{' WHERE id = ?", arguments: [broken.rawValue]) }
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms == vms.filter { $0.id != broken })
+            #expect(snapshot.problems == ["\(store.path) vm \(broken): not a valid VM record (not valid JSON); skipped and left as it is"])
+        }
+    }
+
     @Test("a database from a newer unid is refused at open, naming both versions, and left as it is")
     func newerDatabase() async throws {
         try await withSQLiteStore { store, dataDirectory in

@@ -82,26 +82,52 @@ public struct SQLiteVMStore: VMStore {
         }
     }
 
+    /// Every row's `record`, decoded; a record that cannot be decoded (or
+    /// holds another id than its row) is reported and left in its row.
+    ///
+    /// Decoding the JSON is most of the cost (~20 us a record with
+    /// Foundation's decoder, against ~1 us to read a row), so the rows are
+    /// decoded in one slice per core (docs/performance.md, "VM stores").
     public func loadAll() async throws -> VMStoreSnapshot {
-        let rows: [Row]
+        let rows: [(id: String, record: Data)]
         do {
             rows = try await writer.read { db in
-                try Row.fetchAll(db, VMRow.select(VMRow.Columns.id, VMRow.Columns.record).order(VMRow.Columns.id))
+                try Row.fetchCursor(db, VMRow.select(VMRow.Columns.id, VMRow.Columns.record).order(VMRow.Columns.id))
+                    .map { row in (id: row[0] as String, record: row[1] as Data) }
+                    .reduce(into: []) { $0.append($1) }
             }
         } catch {
             throw failure(error, doing: "read the vm records of")
         }
-        var snapshot = VMStoreSnapshot(vms: [])
-        snapshot.vms.reserveCapacity(rows.count)
-        let decoder = JSONCoding.makeDecoder()
-        for row in rows {
-            let id: String = row[VMRow.Columns.id]
-            let record: String = row[VMRow.Columns.record]
-            snapshot.add(record: Data(record.utf8), storedID: id, place: "\(path) vm \(id)", decoder: decoder)
+        let path = path
+        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows.count / 256))
+        let size = (rows.count + slices - 1) / max(slices, 1)
+        return await withTaskGroup(of: (Int, VMStoreSnapshot).self) { group in
+            for slice in 0..<slices {
+                group.addTask {
+                    var snapshot = VMStoreSnapshot(vms: [])
+                    let decoder = JSONCoding.makeDecoder()
+                    for (id, record) in rows[min(rows.count, slice * size)..<min(rows.count, (slice + 1) * size)] {
+                        snapshot.add(record: record, storedID: id, place: "\(path) vm \(id)", decoder: decoder)
+                    }
+                    return (slice, snapshot)
+                }
+            }
+            var parts = [VMStoreSnapshot?](repeating: nil, count: slices)
+            for await (slice, part) in group { parts[slice] = part }
+            var snapshot = VMStoreSnapshot(vms: [])
+            snapshot.vms.reserveCapacity(rows.count)
+            for part in parts.compactMap({ $0 }) {
+                snapshot.vms += part.vms
+                snapshot.problems += part.problems
+            }
+            return snapshot
         }
-        return snapshot
     }
 
+    /// Inserts or replaces the row of `vm`, committed at `synchronous = FULL`.
+    /// - Throws: ``UniError``: `conflict` when another row holds its name,
+    ///   `storeFailed` when the database refuses the write.
     public func save(_ vm: VM) async throws {
         try await upsert(vm, durable: true)
     }
@@ -111,6 +137,7 @@ public struct SQLiteVMStore: VMStore {
         try await upsert(vm, durable: false)
     }
 
+    /// Deletes the row of `id`, committed at `synchronous = FULL`.
     public func delete(_ id: VMID) async throws {
         do {
             try await transaction(durable: true) { db in
