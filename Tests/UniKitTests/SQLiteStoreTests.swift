@@ -64,7 +64,7 @@ struct SQLiteVMStoreTests {
             #expect(snapshot.problems.isEmpty)
             #expect(snapshot.vms == [vm])
 
-            let row = try #require(try await reopened.writer.read { db in try Row.fetchOne(db, sql: "SELECT * FROM vm") })
+            let row = try #require(try reopened.writer.read { db in try Row.fetchOne(db, sql: "SELECT * FROM vm") })
             #expect(row["id"] as String == vm.id.rawValue)
             #expect(row["name"] as String == "full")
             #expect(row["state"] as String == "stopped")

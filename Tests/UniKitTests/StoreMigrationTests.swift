@@ -75,7 +75,7 @@ struct StoreMigrationTests {
             #expect(try await store.loadAll().vms == [vms[0], changed, vms[2]])
             #expect(!FileManager.default.fileExists(atPath: record))
             #expect(try await count("vm", in: store) == 3)
-            #expect(try await store.writer.read { db in try Row.fetchAll(db, sql: "SELECT imported, skipped FROM file_import ORDER BY id") }
+            #expect(try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT imported, skipped FROM file_import ORDER BY id") }
                         .map { [$0[0] as Int, $0[1] as Int] } == [[3, 0], [0, 1]])
         }
     }

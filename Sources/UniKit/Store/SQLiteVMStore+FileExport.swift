@@ -38,22 +38,15 @@ extension SQLiteVMStore {
         let queue = try openQueue(path: path)
         let store = try SQLiteVMStore(writer: queue)
         var report = FileExportReport()
-        let rows: [Row]
-        do {
-            rows = try await queue.read { db in try Row.fetchAll(db, VMRow.select(VMRow.Columns.id, VMRow.Columns.record)) }
-        } catch {
-            throw store.failure(error, doing: "read the vm records of")
-        }
-        for row in rows {
-            let id: String = row[VMRow.Columns.id]
-            let record: String = row[VMRow.Columns.record]
+        let rows = try await store.records()
+        for (id, record) in rows {
             guard let vmID = try? VMID(id) else {
                 report.problems.append("\(path) vm '\(id)': not a vm id; left in the database")
                 continue
             }
             let folder = dataDirectory.vmDirectory(vmID)
             try FileVMStore.makeFolder(folder)
-            try FileVMStore.writeAtomically(Data(record.utf8), to: dataDirectory.files(of: vmID).recordPath, sync: false)
+            try FileVMStore.writeAtomically(record, to: dataDirectory.files(of: vmID).recordPath, sync: false)
             report.exported.append(vmID)
         }
         // One flush of the filesystem rather than an fsync per file.

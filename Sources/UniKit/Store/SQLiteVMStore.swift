@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// Stores VM records in one SQLite database, `<data-dir>/vms/vms.db`
 /// (`unid --vm-store sqlite`), through GRDB.
@@ -89,39 +90,42 @@ public struct SQLiteVMStore: VMStore {
     /// Foundation's decoder, against ~1 us to read a row), so the rows are
     /// decoded in one slice per core (docs/performance.md, "VM stores").
     public func loadAll() async throws -> VMStoreSnapshot {
-        let rows: [(id: String, record: Data)]
+        let rows = try await records()
+        // Dispatch's workers, not a task group: the decoding is CPU work
+        // for every core, whatever else the cooperative pool is running.
+        let path = path
+        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows.count / 256))
+        let size = (rows.count + slices - 1) / slices
+        let parts = Mutex([VMStoreSnapshot](repeating: VMStoreSnapshot(vms: []), count: slices))
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            var part = VMStoreSnapshot(vms: [])
+            let decoder = JSONCoding.makeDecoder()
+            for (id, record) in rows[min(rows.count, slice * size)..<min(rows.count, (slice + 1) * size)] {
+                part.add(record: record, storedID: id, place: "\(path) vm \(id)", decoder: decoder)
+            }
+            parts.withLock { $0[slice] = part }
+        }
+        return parts.withLock { parts in
+            var snapshot = VMStoreSnapshot(vms: [])
+            snapshot.vms.reserveCapacity(rows.count)
+            for part in parts {
+                snapshot.vms += part.vms
+                snapshot.problems += part.problems
+            }
+            return snapshot
+        }
+    }
+
+    /// Every row's id and `record` (its bytes, undecoded), by id.
+    func records() async throws -> [(id: String, record: Data)] {
         do {
-            rows = try await writer.read { db in
+            return try await writer.read { db in
                 try Row.fetchCursor(db, VMRow.select(VMRow.Columns.id, VMRow.Columns.record).order(VMRow.Columns.id))
                     .map { row in (id: row[0] as String, record: row[1] as Data) }
                     .reduce(into: []) { $0.append($1) }
             }
         } catch {
             throw failure(error, doing: "read the vm records of")
-        }
-        let path = path
-        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows.count / 256))
-        let size = (rows.count + slices - 1) / max(slices, 1)
-        return await withTaskGroup(of: (Int, VMStoreSnapshot).self) { group in
-            for slice in 0..<slices {
-                group.addTask {
-                    var snapshot = VMStoreSnapshot(vms: [])
-                    let decoder = JSONCoding.makeDecoder()
-                    for (id, record) in rows[min(rows.count, slice * size)..<min(rows.count, (slice + 1) * size)] {
-                        snapshot.add(record: record, storedID: id, place: "\(path) vm \(id)", decoder: decoder)
-                    }
-                    return (slice, snapshot)
-                }
-            }
-            var parts = [VMStoreSnapshot?](repeating: nil, count: slices)
-            for await (slice, part) in group { parts[slice] = part }
-            var snapshot = VMStoreSnapshot(vms: [])
-            snapshot.vms.reserveCapacity(rows.count)
-            for part in parts.compactMap({ $0 }) {
-                snapshot.vms += part.vms
-                snapshot.problems += part.problems
-            }
-            return snapshot
         }
     }
 
