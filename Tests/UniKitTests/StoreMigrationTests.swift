@@ -125,6 +125,13 @@ struct StoreMigrationTests {
                 #expect(FileManager.default.contents(atPath: brokenPath) == Data("{ \"id\": \"trunc".utf8))
             }
             #expect(try await store.loadAll().vms == good)
+
+            // unid logs it at each start, with the path.
+            let handler = InMemoryLogHandler()
+            _ = try await VMStoreKind.sqlite.open(dataDirectory: dataDirectory, logger: Logger(label: "test") { _ in handler })
+            #expect(handler.entries.map(\.level) == [.warning])
+            #expect(handler.entries.first?.message.description == "vm record not moved between stores")
+            #expect(handler.entries.first?.metadata["error"] == "\(brokenPath): not a valid VM record (not valid JSON); skipped and left as it is")
         }
     }
 
