@@ -10,14 +10,20 @@ import UniCore
 
 /// How `uni` prints VMs for people: fixed-width tables like `docker ps`.
 public enum CLIRendering {
-    /// The `uni ps` table: ID NAME IMAGE STATE UPTIME PORTS.
+    /// The `uni ps` table: ID NAME IMAGE STATE HEALTH UPTIME RESTARTS PORTS.
     public static func table(_ vms: [VM], now: Date = Date()) -> String {
-        let header = ["ID", "NAME", "IMAGE", "STATE", "UPTIME", "PORTS"]
+        let header = ["ID", "NAME", "IMAGE", "STATE", "HEALTH", "UPTIME", "RESTARTS", "PORTS"]
         let rows = vms.map { vm in
-            [vm.id.rawValue, vm.name, vm.config.image.lastPathComponent, stateText(vm), uptime(vm, now: now),
-             vm.config.ports.map(\.description).joined(separator: ",")]
+            [vm.id.rawValue, vm.name, vm.config.image.lastPathComponent, stateText(vm), vm.health == .none ? "-" : vm.health.rawValue,
+             uptime(vm, now: now), "\(vm.restartCount)", vm.config.ports.map(\.description).joined(separator: ",")]
         }
         return render([header] + rows)
+    }
+
+    /// One `uni events` line: time, VM, type, then the attributes as `key=value`, sorted.
+    public static func eventLine(_ event: VMEvent) -> String {
+        let details = event.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.escapingControlCharacters)" }
+        return ([RFC3339.string(from: event.time), event.vmName, event.vmID.rawValue, event.kind.rawValue] + details).joined(separator: "  ")
     }
 
     /// The state column: `stopped (0)` shows the exit code.

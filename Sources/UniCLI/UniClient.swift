@@ -96,6 +96,17 @@ public struct UniClient: Sendable {
         return try stream("GET", try path(reference, "logs") + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
     }
 
+    /// `GET /v1/events`: the events that pass `filter` as NDJSON bytes;
+    /// with `follow`, then each new one until the daemon ends the stream.
+    public func events(_ filter: VMEventFilter, follow: Bool) throws -> ConsoleReader {
+        var query: [String] = []
+        if let since = filter.since { query.append("since=" + RFC3339.string(from: since)) }
+        if let until = filter.until { query.append("until=" + RFC3339.string(from: until)) }
+        for vm in filter.vms.sorted() { query.append("vm=" + vm) }
+        if follow { query.append("follow=true") }
+        return try stream("GET", "/v1/events" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: nil).body
+    }
+
     /// The error for a daemon that cannot be reached.
     static func unreachable(_ socketPath: String, _ code: Int32) -> UniError {
         let reason = (code == ENOENT || code == ECONNREFUSED) ? "" : " (\(String(cString: strerror(code))))"
@@ -275,6 +286,11 @@ extension UniClient {
     /// `GET /v1/vms/{ref}/logs`, as an async stream.
     public func logs(_ reference: String, tail: Int? = nil, follow: Bool = false) async throws -> ByteStream {
         try await offThread { try $0.logs(reference, tail: tail, follow: follow) }.stream()
+    }
+
+    /// `GET /v1/events` as NDJSON bytes, read off the calling thread.
+    public func events(_ filter: VMEventFilter, follow: Bool) async throws -> ByteStream {
+        try await offThread { try $0.events(filter, follow: follow) }.stream()
     }
 
     /// Runs a blocking call on a new thread, carrying the caller's trace context.

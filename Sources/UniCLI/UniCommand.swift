@@ -23,7 +23,7 @@ public struct UniCommand: ParsableCommand {
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
     )
 }
 
@@ -60,13 +60,20 @@ struct Run: UniSubcommand {
     @Option(parsing: .unconditional, help: "Kernel command line (kernel images only).") var cmdline: String?
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
+    @Option(parsing: .unconditional, help: "Restart policy: never, on-failure[:N] or always[:N].") var restart = "never"
+    @Option(parsing: .unconditional, help: "Probe a published guest port: tcp:PORT or http:PORT[/path].") var healthCheck: String?
+    @Option(parsing: .unconditional, help: "Between health probes (default 10s).") var healthInterval: String?
+    @Option(parsing: .unconditional, help: "One health probe's limit (default 3s).") var healthTimeout: String?
+    @Option(parsing: .unconditional, help: "Failed probes in a row that make the VM unhealthy (default 3).") var healthRetries: String?
+    @Option(parsing: .unconditional, help: "After a start, failed probes do not count for this long (default 0s).") var healthStartPeriod: String?
 
     func run() throws {
         let memory = try ByteSize(parsing: memory, name: "memory")
         let cpus = try Run.parseCPUs(cpus)
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
-            environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm
+            environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm,
+            restartPolicy: RestartPolicy.parse(restart), healthCheck: healthCheckSettings()
         ).validated()
         let client = global.client
         guard attach else {
@@ -75,6 +82,30 @@ struct Run: UniSubcommand {
         }
         let exitCode = try AttachedRun.run(client: client, config: config) { StandardStreams.writeOutput($0) }
         throw ExitCode(exitCode)
+    }
+
+    /// `--health-check` with its settings; the settings alone are an error.
+    func healthCheckSettings() throws -> HealthCheck? {
+        guard let healthCheck else {
+            let orphans = [("--health-interval", healthInterval), ("--health-timeout", healthTimeout),
+                           ("--health-retries", healthRetries), ("--health-start-period", healthStartPeriod)]
+            if let (flag, _) = orphans.first(where: { $0.1 != nil }) {
+                throw UniError.invalid("\(flag) applies to --health-check only")
+            }
+            return nil
+        }
+        var check = try HealthCheck.parse(healthCheck)
+        if let healthInterval { check.interval = try DurationParser.parse(healthInterval, flag: "--health-interval") }
+        if let healthTimeout { check.timeout = try DurationParser.parse(healthTimeout, flag: "--health-timeout") }
+        if let healthStartPeriod { check.startPeriod = try DurationParser.parse(healthStartPeriod, flag: "--health-start-period") }
+        if let healthRetries {
+            guard let retries = Int(healthRetries) else {
+                throw UniError.invalid("invalid --health-retries '\(healthRetries)': use a whole number from 1 to 100")
+            }
+            check.retries = retries
+        }
+        try check.validate()
+        return check
     }
 
     static func parseCPUs(_ text: String) throws -> Int {
@@ -130,6 +161,42 @@ struct Logs: UniSubcommand {
         let tail = try self.tail.map { try LineCountParser.parse($0, flag: "--tail") }
         let console = try global.client.logs(vm, tail: tail, follow: follow)
         while let chunk = try console.next() { StandardStreams.writeOutput(chunk) }
+    }
+}
+
+struct Events: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Show VM events (transitions, exits, health changes, restarts), then stream new ones.",
+        discussion: "With --until, prints the history up to that time and exits. The history survives daemon restarts (docs/observability.md)."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Option(parsing: .unconditional, help: "Only events since: an RFC 3339 time or a duration ago (10m).") var since: String?
+    @Option(parsing: .unconditional, help: "Only events until: an RFC 3339 time or a duration ago; no streaming.") var until: String?
+    @Option(help: "vm=NAME or vm=ID (repeatable).") var filter: [String] = []
+    @Option(name: .long, help: "table or json (one object per line).") var output: OutputFormat = .table
+
+    func run() throws {
+        var selection = VMEventFilter()
+        let now = Date()
+        selection.since = try since.map { try VMEventFilter.time($0, flag: "--since", now: now) }
+        selection.until = try until.map { try VMEventFilter.time($0, flag: "--until", now: now) }
+        for text in filter { try selection.add(text) }
+        let reader = try global.client.events(selection, follow: until == nil)
+        let decoder = JSONCoding.makeDecoder()
+        var pending: [UInt8] = []
+        while let chunk = try reader.next() {
+            pending += chunk
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(pending[..<newline])
+                pending.removeFirst(newline + 1)
+                if output == .json {
+                    StandardStreams.writeOutput(line + [UInt8(ascii: "\n")])
+                } else if let event = try? decoder.decode(VMEvent.self, from: Data(line)) {
+                    StandardStreams.writeOutput(Array((CLIRendering.eventLine(event) + "\n").utf8))
+                }
+            }
+        }
     }
 }
 

@@ -78,6 +78,31 @@ public enum APIRouter {
             return Response(status: .noContent)
         }
 
+        v1.get("events") { request, _ in
+            var filter = VMEventFilter()
+            let query = request.uri.queryParameters
+            filter.since = try query["since"].map { try VMEventFilter.time(String($0), flag: "since") }
+            filter.until = try query["until"].map { try VMEventFilter.time(String($0), flag: "until") }
+            for vm in query.getAll("vm") {
+                try VMReference.check(String(vm))
+                filter.vms.insert(String(vm))
+            }
+            let encoder = JSONCoding.makeEncoder()
+            func line(_ event: VMEvent) -> ByteBuffer {
+                var data = (try? encoder.encode(event)) ?? Data()
+                data.append(UInt8(ascii: "\n"))
+                return ByteBuffer(bytes: data)
+            }
+            let headers: HTTPFields = [.contentType: "application/x-ndjson"]
+            guard try flag(request, "follow") else {
+                var buffer = ByteBuffer()
+                for event in manager.events.events(matching: filter) { buffer.writeImmutableBuffer(line(event)) }
+                return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
+            }
+            let stream = manager.events.follow(matching: filter)
+            return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: stream.map(line)))
+        }
+
         v1.get("vms/:ref/logs") { request, context in
             let tail = try request.uri.queryParameters["tail"].map { try LineCountParser.parse(String($0), flag: "tail") }
             let stream = try await manager.logs(try reference(context), tail: tail, follow: try flag(request, "follow"))

@@ -202,6 +202,67 @@ struct ProcessIntegrationTests {
         #expect(taken.stderr == "error: --metrics-addr 127.0.0.1:\(port): host port 127.0.0.1:\(port)/tcp is already in use\n")
     }
 
+    @Test("kill -9 of unid: the next one recovers an always VM and starts it again, leaves a plain one stopped; uni events tells all of it across three daemons")
+    func restartAcrossDaemons() async throws {
+        let kernel = try Host.kernel()
+        let dir = try TemporaryDirectory(prefix: "uni-it")
+        defer { dir.remove() }
+        func uni(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            try Host.runProduct("uni", ["--data-dir", dir.path] + arguments)
+        }
+        func inspect(_ name: String) -> VM? {
+            (try? uni(["inspect", name])).flatMap { try? JSONCoding.makeDecoder().decode(VM.self, from: Data($0.stdout.utf8)) }
+        }
+        let first = try startDaemon(dataDir: dir.path)
+        defer { first.send(SIGKILL) }
+        #expect(await Host.eventually { FileManager.default.fileExists(atPath: dir.path + "/unid.sock") })
+        #expect(try uni(["run", "--name", "svc", "--restart", "always", kernel]).status == 0)
+        #expect(try uni(["run", "--name", "plain", kernel]).status == 0)
+        first.send(SIGKILL)
+        _ = await first.waitForTermination()
+
+        let second = try startDaemon(dataDir: dir.path)
+        defer { second.send(SIGKILL) }
+        #expect(await Host.eventually { inspect("svc")?.state == .running && inspect("svc")?.restartCount == 1 })
+        let plain = try #require(inspect("plain"))
+        #expect(plain.state == .stopped && plain.stopReason == .daemonRecovered)
+        #expect(plain.exits.map(\.reason) == [.daemonRecovered])
+        #expect(Host.qemuProcesses(under: dir.path).count == 1, "the orphans are gone; one new QEMU for svc")
+        second.send(SIGTERM)
+        #expect(await second.waitForTermination() == .exited(0))
+        #expect(inspect("svc") == nil, "no daemon")
+
+        // A graceful shutdown stopped it as daemon_shutdown: the third daemon brings it back too.
+        let third = try startDaemon(dataDir: dir.path)
+        defer { third.send(SIGKILL) }
+        #expect(await Host.eventually { inspect("svc")?.state == .running && inspect("svc")?.restartCount == 2 })
+        #expect(inspect("svc")?.exits.map(\.reason) == [.daemonRecovered, .daemonShutdown])
+
+        let history = try uni(["events", "--until", "0s", "--filter", "vm=svc", "--output", "json"])
+        #expect(history.status == 0, "\(history.stderr)")
+        let events = try history.stdout.split(separator: "\n").map { try JSONCoding.makeDecoder().decode(VMEvent.self, from: Data($0.utf8)) }
+        #expect(Set(events.map(\.vmName)) == ["svc"])
+        #expect(events.map(\.sequence) == events.map(\.sequence).sorted(), "one sequence across daemons")
+        let summary = events.map { event -> String in
+            switch event.kind {
+            case .transition: return "\(event.attributes["from"] ?? "?")>\(event.attributes["to"] ?? "?")"
+            case .exit, .restart: return "\(event.kind.rawValue):\(event.attributes["reason"] ?? "?")"
+            default: return event.kind.rawValue
+            }
+        }
+        #expect(summary == [
+            "none>created", "created>starting", "starting>running",                                    // first daemon
+            "running>stopped", "exit:daemon_recovered", "restart:daemon_recovered", "stopped>starting", "starting>running",  // second
+            "running>stopping", "stopping>stopped", "exit:daemon_shutdown",
+            "restart:daemon_shutdown", "stopped>starting", "starting>running",                        // third
+        ])
+        let table = try uni(["events", "--until", "0s", "--filter", "vm=plain"])
+        #expect(table.stdout.contains("  plain  ") && table.stdout.contains("  exit  reason=daemon_recovered"), "\(table.stdout)")
+        third.send(SIGTERM)
+        #expect(await third.waitForTermination() == .exited(0))
+        #expect(Host.qemuProcesses(under: dir.path).isEmpty)
+    }
+
     /// Starts `unid` in its own process group (a SIGKILL reaches only it, not its QEMUs).
     func startDaemon(dataDir: String) throws -> ChildProcess {
         try ChildProcess(executable: Host.binDirectory + "/unid",

@@ -262,14 +262,16 @@ struct CLIHelperTests {
         vm.state = .running
         vm.startedAt = Date(timeIntervalSinceNow: -125)
         var stopped = vm
+        vm.health = .healthy
+        vm.restartCount = 2
         stopped.name = "old"
         stopped.state = .stopped
         stopped.exitCode = 3
         let text = CLIRendering.table([vm, stopped])
         #expect(text == """
-        ID             NAME   IMAGE       STATE         UPTIME   PORTS
-        0123456789ab   web    hello.elf   running       2m       8080:80/tcp
-        0123456789ab   old    hello.elf   stopped (3)   -        8080:80/tcp
+        ID             NAME   IMAGE       STATE         HEALTH    UPTIME   RESTARTS   PORTS
+        0123456789ab   web    hello.elf   running       healthy   2m       2          8080:80/tcp
+        0123456789ab   old    hello.elf   stopped (3)   -         -        0          8080:80/tcp
 
         """)
     }

@@ -36,6 +36,21 @@ public enum StopReason: String, Codable, Sendable {
     case failedToStart = "failed_to_start"
     /// The daemon found it running from an earlier daemon and stopped it.
     case daemonRecovered = "daemon_recovered"
+    /// The daemon stopped it while shutting down.
+    case daemonShutdown = "daemon_shutdown"
+    /// Its health probe found it unhealthy and its restart policy restarts it.
+    case unhealthy
+}
+
+extension StopReason {
+    /// Whether a person (or a daemon on their behalf) ended the run: a
+    /// restart policy never undoes these.
+    public var isRequested: Bool {
+        switch self {
+        case .stopped, .stopTimeout, .killed: return true
+        case .exited, .crashed, .failedToStart, .daemonRecovered, .daemonShutdown, .unhealthy: return false
+        }
+    }
 }
 
 /// The durable record of one VM: its configuration and what happened to it.
@@ -85,6 +100,23 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
     public var startCount: Int
     /// Set when a daemon restart found this VM's QEMU orphaned and stopped it.
     public var daemonRecovered: Bool
+    /// The health probe's verdict; `none` without a health check.
+    public var health: HealthStatus
+    /// Failed probes in a row.
+    public var healthFailures: Int
+    /// When the last probe ended.
+    public var lastHealthCheckAt: Date?
+    /// What the last failed probe saw.
+    public var lastHealthError: String?
+    /// How many times the restart policy started the VM again.
+    public var restartCount: Int
+    /// When the restart policy last started it.
+    public var lastRestartAt: Date?
+    /// The last ``VM/exitsKept`` ends of its process, oldest first.
+    public var exits: [ExitRecord]
+
+    /// How many ends ``exits`` keeps.
+    public static let exitsKept = 10
 
     /// Creates a record in the `created` state.
     public init(id: VMID, name: String, config: VMConfig, imageKind: ImageKind, createdAt: Date) {
@@ -99,6 +131,16 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         self.createdAt = createdAt
         self.startCount = 0
         self.daemonRecovered = false
+        self.health = .none
+        self.healthFailures = 0
+        self.restartCount = 0
+        self.exits = []
+    }
+
+    /// Appends one end to ``exits``, dropping the oldest beyond ``exitsKept``.
+    public mutating func recordExit(_ exit: ExitRecord) {
+        exits.append(exit)
+        if exits.count > VM.exitsKept { exits.removeFirst(exits.count - VM.exitsKept) }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -107,6 +149,8 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         case exitCode = "exit_code", qemuExitStatus = "qemu_exit_status", exitSignal = "exit_signal"
         case stopReason = "stop_reason", lastError = "last_error", startCount = "start_count"
         case daemonRecovered = "daemon_recovered"
+        case health, healthFailures = "health_failures", lastHealthCheckAt = "last_health_check_at"
+        case lastHealthError = "last_health_error", restartCount = "restart_count", lastRestartAt = "last_restart_at", exits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -133,5 +177,12 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         lastError = try c.decodeIfPresent(String.self, forKey: .lastError)
         startCount = try c.decodeIfPresent(Int.self, forKey: .startCount) ?? 0
         daemonRecovered = try c.decodeIfPresent(Bool.self, forKey: .daemonRecovered) ?? false
+        health = try c.decodeIfPresent(HealthStatus.self, forKey: .health) ?? .none
+        healthFailures = try c.decodeIfPresent(Int.self, forKey: .healthFailures) ?? 0
+        lastHealthCheckAt = try c.decodeIfPresent(Date.self, forKey: .lastHealthCheckAt)
+        lastHealthError = try c.decodeIfPresent(String.self, forKey: .lastHealthError)
+        restartCount = try c.decodeIfPresent(Int.self, forKey: .restartCount) ?? 0
+        lastRestartAt = try c.decodeIfPresent(Date.self, forKey: .lastRestartAt)
+        exits = try c.decodeIfPresent([ExitRecord].self, forKey: .exits) ?? []
     }
 }

@@ -25,6 +25,10 @@ public struct VMConfig: Codable, Sendable, Hashable {
     public var kernelCommandLine: String?
     /// Remove the VM once it stops (`uni run --rm`).
     public var autoRemove: Bool
+    /// What brings the VM back when it stops (`--restart`).
+    public var restartPolicy: RestartPolicy
+    /// The probe of a guest service (`--health-check`); `nil`: none.
+    public var healthCheck: HealthCheck?
 
     /// The default guest memory, 256 MiB.
     public static let defaultMemory = ByteSize.mebibytes(256)
@@ -42,7 +46,9 @@ public struct VMConfig: Codable, Sendable, Hashable {
         ports: [PortMapping] = [],
         environment: [String: String] = [:],
         kernelCommandLine: String? = nil,
-        autoRemove: Bool = false
+        autoRemove: Bool = false,
+        restartPolicy: RestartPolicy = .never,
+        healthCheck: HealthCheck? = nil
     ) {
         self.name = name
         self.image = image
@@ -52,6 +58,8 @@ public struct VMConfig: Codable, Sendable, Hashable {
         self.environment = environment
         self.kernelCommandLine = kernelCommandLine
         self.autoRemove = autoRemove
+        self.restartPolicy = restartPolicy
+        self.healthCheck = healthCheck
     }
 
     /// The longest kernel command line accepted, in bytes: x86 Linux's
@@ -83,6 +91,15 @@ public struct VMConfig: Codable, Sendable, Hashable {
         }
         for (name, value) in environment { try EnvironmentVariables.validate(name: name, value: value) }
         if let kernelCommandLine { try VMConfig.validate(kernelCommandLine: kernelCommandLine) }
+        if autoRemove, restartPolicy.mode != .never {
+            throw UniError.invalid("invalid restart policy '\(restartPolicy)' with --rm: a VM removed when it stops cannot be restarted")
+        }
+        if let healthCheck {
+            try healthCheck.validate()
+            guard ports.contains(where: { $0.guestPort == healthCheck.guestPort && $0.transportProtocol == .tcp }) else {
+                throw UniError.invalid("invalid health check '\(healthCheck.kind.rawValue):\(healthCheck.guestPort)': guest port \(healthCheck.guestPort) is not published over tcp; add -p HOST:\(healthCheck.guestPort)")
+            }
+        }
         return config
     }
 
@@ -133,7 +150,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case name, image, memory = "memory_bytes", cpus, ports, environment = "env"
-        case kernelCommandLine = "cmdline", autoRemove = "auto_remove"
+        case kernelCommandLine = "cmdline", autoRemove = "auto_remove", restartPolicy = "restart", healthCheck = "health_check"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -147,5 +164,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine)
         autoRemove = try c.decodeIfPresent(Bool.self, forKey: .autoRemove) ?? false
+        restartPolicy = try c.decodeIfPresent(RestartPolicy.self, forKey: .restartPolicy) ?? .never
+        healthCheck = try c.decodeIfPresent(HealthCheck.self, forKey: .healthCheck)
     }
 }

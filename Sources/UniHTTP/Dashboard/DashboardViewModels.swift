@@ -40,7 +40,7 @@ public struct DashboardVMSummary: Codable, Sendable, Hashable {
     public var name: String
     /// Its lifecycle state.
     public var state: VMState
-    /// Its health; `none` until health checks exist.
+    /// Its health probe's verdict (`none` without a health check).
     public var health: String
     /// The image path.
     public var image: String
@@ -58,15 +58,13 @@ public struct DashboardVMSummary: Codable, Sendable, Hashable {
         id = vm.id
         name = vm.name
         state = vm.state
-        health = DashboardVMSummary.noHealth
+        health = vm.health.rawValue
         image = vm.config.image
         startedAt = vm.state.hasProcess ? vm.startedAt : nil
         cpuPercent = current?.cpuPercent
         memoryRSSBytes = current?.memoryRSSBytes
     }
 
-    /// The health shown until health checks exist.
-    public static let noHealth = "none"
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, health, image, startedAt = "started_at", cpuPercent = "cpu_percent", memoryRSSBytes = "memory_rss_bytes"
@@ -90,7 +88,7 @@ public struct DashboardVMSummary: Codable, Sendable, Hashable {
 public struct DashboardVMDetail: Codable, Sendable, Hashable {
     /// The record, with secret-looking environment values masked.
     public var vm: VM
-    /// The VM's health; `none` until health checks exist.
+    /// The VM's health probe's verdict (`none` without a health check).
     public var health: String
 }
 
@@ -196,7 +194,7 @@ struct DetailPage {
         id = vm.id.rawValue
         name = vm.name
         state = CLIRendering.stateText(vm)
-        health = DashboardVMSummary.noHealth
+        health = vm.health.rawValue
         config = [
             Field("ID", vm.id.rawValue),
             Field("Image", vm.config.image),

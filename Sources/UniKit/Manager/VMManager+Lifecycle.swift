@@ -103,15 +103,25 @@ extension VMManager {
 
     private func start(_ reference: String, confirmation: StartConfirmation) async throws -> VM {
         try await traced(.start, reference: reference) {
-            try await self.withGate(reference) { id, _ in try await self.startInGate(id, confirmation: confirmation) }
+            try await self.withGate(reference) { id, _ in
+                // A start by hand replaces a restart the policy had planned.
+                self.pendingRestarts[id] = nil
+                self.restartStreaks[id] = nil
+                return try await self.startInGate(id, confirmation: confirmation)
+            }
         }
     }
 
     /// The start itself; the caller holds the VM's gate.
-    private func startInGate(_ id: VMID, confirmation: StartConfirmation) async throws -> VM {
+    /// - Parameter restart: the restart policy's start (counted in the record).
+    func startInGate(_ id: VMID, confirmation: StartConfirmation, restart: Bool = false) async throws -> VM {
         let requested = ContinuousClock.now
         guard var vm = table[id] else { throw UniError(.notFound, "no such vm: \(id)") }
         try VMManager.require(vm, canBecome: .starting, for: "start")
+        if restart {
+            vm.restartCount += 1
+            vm.lastRestartAt = configuration.now()
+        }
         // Again at each start: the file may have been replaced (by a FIFO,
         // say) since the VM was created, and QEMU would hang opening it.
         _ = try await ImageInspector.inspect(vm.config.image)
@@ -138,11 +148,13 @@ extension VMManager {
             vm.stopReason = .failedToStart
             vm.lastError = failure.message
             vm.finishedAt = configuration.now()
+            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .failedToStart, error: failure.message))
             do {
                 try await commit(vm, from: .starting)
             } catch {
                 keepUnsaved(vm, error)
             }
+            if let exit = vm.exits.last { recordExitEvent(vm, exit) }
             console.finishFollowers()
             resumeExitWaiters(vm)
             throw failure
@@ -157,6 +169,9 @@ extension VMManager {
         vm.exitSignal = nil
         vm.stopReason = nil
         vm.startCount += 1
+        vm.health = vm.config.healthCheck == nil ? .none : .starting
+        vm.healthFailures = 0
+        vm.lastHealthError = nil
         do {
             try await commit(vm, from: .starting)
         } catch {
@@ -168,6 +183,7 @@ extension VMManager {
             vm.stopReason = .failedToStart
             vm.lastError = (error as? UniError)?.message ?? "\(error)"
             vm.finishedAt = configuration.now()
+            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .failedToStart, error: vm.lastError))
             keepUnsaved(vm, error)
             console.finishFollowers()
             resumeExitWaiters(vm)
@@ -176,7 +192,8 @@ extension VMManager {
         // Registered only after the commit, with no suspension in between, so
         // an exit (even an instant one) is recorded after `running`, never before.
         runtimes[id] = Runtime(instance: instance, intent: nil)
-        exitWatchContinuation.yield(ExitWatch(id: id, instance: instance))
+        jobContinuation.yield(.exit(ExitWatch(id: id, instance: instance)))
+        if vm.config.healthCheck != nil { jobContinuation.yield(.health(ExitWatch(id: id, instance: instance))) }
         telemetry?.recordStart(duration: ContinuousClock.now - requested)
         return vm
     }
@@ -189,21 +206,37 @@ extension VMManager {
     /// - Throws: ``UniError``: `invalidState` when the VM is not running;
     ///   `storeFailed` when it stopped but its record could not be saved.
     public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM {
-        try await traced(.stop, reference: reference) { try await self.stopUntraced(reference, timeout: timeout) }
+        try await traced(.stop, reference: reference) { try await self.stopUntraced(reference, timeout: timeout, reason: .stopped) }
     }
 
-    private func stopUntraced(_ reference: String, timeout: Duration?) async throws -> VM {
-        let (id, instance, firstStop) = try await withGate(reference) { id, vm -> (VMID, any HypervisorInstance, Bool) in
+    /// A stopped VM waiting for its restart: the stop (or kill) is the
+    /// person's word, so the restart is called off and the VM returned.
+    private func cancelPendingRestart(_ id: VMID, _ vm: VM, by operation: String) -> VM? {
+        guard runtimes[id] == nil, pendingRestarts.removeValue(forKey: id) != nil else { return nil }
+        restartStreaks[id] = nil
+        logger.info("restart called off", metadata: [LogKeys.vmID: "\(id)", LogKeys.vmName: "\(vm.name)", "by": "\(operation)"])
+        return vm
+    }
+
+    /// - Parameter reason: `stopped`, or `daemon_shutdown` when the daemon stops it on its way out.
+    func stopUntraced(_ reference: String, timeout: Duration?, reason: StopReason) async throws -> VM {
+        enum Plan { case wait(VMID, any HypervisorInstance, first: Bool), done(VM) }
+        let plan = try await withGate(reference) { id, vm -> Plan in
+            if let cancelled = cancelPendingRestart(id, vm, by: "stop") { return .done(cancelled) }
             // A second stop of a stopping VM waits for the same end.
             guard let runtime = runtimes[id], vm.state == .stopping || vm.state.canTransition(to: .stopping) else {
                 throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "stop"))
             }
-            guard vm.state != .stopping else { return (id, runtime.instance, false) }
+            guard vm.state != .stopping else { return .wait(id, runtime.instance, first: false) }
             var stopping = vm
             stopping.state = .stopping
             try await commit(stopping, from: vm.state)
-            runtimes[id]?.intent = .stopped
-            return (id, runtime.instance, true)
+            runtimes[id]?.intent = reason
+            return .wait(id, runtime.instance, first: true)
+        }
+        guard case .wait(let id, let instance, let firstStop) = plan else {
+            if case .done(let vm) = plan { return vm }
+            preconditionFailure("unreachable")
         }
         // Outside the gate, and timed with the wait: a QEMU that does not
         // answer QMP cannot stretch the stop, and a `kill` or `rm -f`
@@ -245,6 +278,7 @@ extension VMManager {
     /// Only a VM with a process has a runtime (`starting` is never seen
     /// inside a gate: the start holds it).
     private func killInGate(_ id: VMID, _ vm: VM) async throws -> VM {
+        if let cancelled = cancelPendingRestart(id, vm, by: "kill") { return cancelled }
         guard let runtime = runtimes[id], vm.state.canTransition(to: .stopped) else {
             throw UniError(.invalidState, VMManager.stateMessage(vm, wanted: "kill"))
         }

@@ -2,15 +2,19 @@ import Foundation
 import Logging
 
 extension VMManager {
-    /// Stops every running VM (graceful, then forced after the stop timeout).
-    /// Failures are logged: at shutdown nobody else is there to hear them.
+    /// Stops every running VM (graceful, then forced after the stop timeout),
+    /// as a daemon does on its way out: each stop is recorded as
+    /// `daemon_shutdown`, which an `always` restart policy undoes at the
+    /// next ``load()``. Failures are logged: nobody else is there to hear them.
     public func stopAll() async {
         let running = table.all.filter { $0.state == .running || $0.state == .stopping }
         await withTaskGroup(of: Void.self) { group in
             for vm in running {
                 group.addTask {
                     do {
-                        _ = try await self.stop(vm.id.rawValue, timeout: nil)
+                        _ = try await self.traced(.stop, reference: vm.id.rawValue) {
+                            try await self.stopUntraced(vm.id.rawValue, timeout: nil, reason: .daemonShutdown)
+                        }
                     } catch let error as UniError where error.code == .invalidState || error.code == .notFound {
                         // Stopped or removed meanwhile: nothing left to do.
                     } catch {
@@ -55,9 +59,14 @@ extension VMManager {
         vm.qemuExitStatus = exit.processStatus
         vm.exitSignal = exit.signal
         vm.stopReason = runtime.intent ?? (exit.signal != nil ? .crashed : .exited)
+        // A stopped VM has no health; its last failed probe stays in `last_health_error`.
+        vm.health = .none
+        vm.healthFailures = 0
         if vm.stopReason == .crashed {
             vm.lastError = "qemu was killed by signal \(exit.signal ?? 0)"
         }
+        vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: vm.stopReason ?? .exited, exitCode: exit.exitCode, signal: exit.signal,
+                                 error: vm.stopReason == .crashed ? vm.lastError : nil))
         var failure: (any Error & Sendable)?
         do {
             try await commit(vm, from: from, extra: [LogKeys.exitCode: "\(exit.exitCode)", LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
@@ -68,6 +77,7 @@ extension VMManager {
             failure = error
         }
         recordedExits[id] = (ObjectIdentifier(instance), vm)
+        if let exit = vm.exits.last { recordExitEvent(vm, exit) }
         consoles[id]?.finishFollowers()
         resumeExitWaiters(vm)
         if failure == nil, vm.config.autoRemove {
@@ -77,6 +87,7 @@ extension VMManager {
                 logger.error("cannot auto-remove vm", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
             }
         }
+        scheduleRestartIfDue(vm)
         if let failure {
             let reason = (failure as? UniError)?.message ?? "\(failure)"
             throw UniError(.storeFailed, "vm \(vm.name) \(vm.stopReason.map(VMManager.describe) ?? "stopped") (exit code \(exit.exitCode)), but \(reason); unid keeps retrying the write (see /health)", cause: failure)
@@ -146,6 +157,154 @@ extension VMManager {
         }
     }
 
+    /// The `exit` event of one end of a VM's process.
+    func recordExitEvent(_ vm: VM, _ exit: ExitRecord) {
+        var attributes = ["reason": exit.reason.rawValue]
+        if let code = exit.exitCode { attributes["exit_code"] = "\(code)" }
+        if let signal = exit.signal { attributes["signal"] = "\(signal)" }
+        if let error = exit.error { attributes["error"] = error }
+        record(.exit, vm, attributes)
+    }
+
+    // MARK: Health checks
+
+    /// Probes one run of a VM every interval until its process ends.
+    func superviseHealth(of watch: ExitWatch) async {
+        while !Task.isCancelled {
+            guard let check = table[watch.id]?.config.healthCheck else { return }
+            do {
+                try await configuration.clock.sleep(for: check.interval)
+            } catch {
+                return
+            }
+            guard runtimes[watch.id]?.instance === watch.instance, let vm = table[watch.id], vm.state == .running,
+                  let mapping = vm.config.ports.first(where: { $0.guestPort == check.guestPort && $0.transportProtocol == .tcp }) else { return }
+            let host = mapping.hostAddress.flatMap { $0 == "0.0.0.0" || $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+            let result = await backends.healthProber.probe(check, host: host, port: mapping.hostPort)
+            guard await recordHealth(result, of: watch) else { return }
+        }
+    }
+
+    /// Applies one probe's result to the VM's health; an unhealthy VM whose
+    /// policy restarts is killed (its exit then brings the restart).
+    /// - Returns: whether probing goes on.
+    func recordHealth(_ result: HealthProbeResult, of watch: ExitWatch) async -> Bool {
+        let goOn = try? await withGate(watch.id) { () -> Bool in
+            guard runtimes[watch.id]?.instance === watch.instance, var vm = table[watch.id], vm.state == .running,
+                  let check = vm.config.healthCheck else { return false }
+            let previous = vm.health
+            let now = configuration.now()
+            vm.lastHealthCheckAt = now
+            switch result {
+            case .healthy:
+                vm.health = .healthy
+                vm.healthFailures = 0
+                vm.lastHealthError = nil
+            case .unhealthy(let reason):
+                vm.lastHealthError = reason
+                let inStartPeriod = previous == .starting
+                    && (vm.startedAt.map { now.timeIntervalSince($0) * 1000 < Double(check.startPeriod.wholeMilliseconds) } ?? false)
+                if !inStartPeriod {
+                    vm.healthFailures += 1
+                    if vm.healthFailures >= check.retries { vm.health = .unhealthy }
+                }
+            }
+            do {
+                // A change is kept durably; the probe time alone is not worth an fsync.
+                try await commit(vm, from: vm.state, durable: previous != vm.health)
+            } catch {
+                keepUnsaved(vm, error)
+            }
+            guard previous != vm.health else { return true }
+            record(.health, vm, ["from": previous.rawValue, "to": vm.health.rawValue, "error": vm.lastHealthError ?? ""].filter { !$0.value.isEmpty })
+            logger.info("vm health changed", metadata: [
+                LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.from: "\(previous.rawValue)", LogKeys.to: "\(vm.health.rawValue)",
+                LogKeys.reason: "\(vm.lastHealthError ?? "")",
+            ])
+            if vm.health == .unhealthy, vm.config.restartPolicy.mode != .never {
+                runtimes[watch.id]?.intent = .unhealthy
+                watch.instance.forceStop()
+                return false
+            }
+            return true
+        }
+        return goOn ?? false
+    }
+
+    // MARK: Restart policy
+
+    /// Whether the policy of `vm`, just stopped, asks for a restart.
+    static func restartIsDue(_ vm: VM) -> Bool {
+        guard vm.state == .stopped, let reason = vm.stopReason, !reason.isRequested, reason != .daemonShutdown else { return false }
+        switch vm.config.restartPolicy.mode {
+        case .never: return false
+        case .always: return true
+        case .onFailure:
+            switch reason {
+            case .exited: return vm.exitCode != 0
+            case .crashed, .failedToStart, .unhealthy, .daemonRecovered: return true
+            case .stopped, .stopTimeout, .killed, .daemonShutdown: return false
+            }
+        }
+    }
+
+    /// Plans the next restart of `vm` when its policy asks for one and its
+    /// row of restarts is not used up. Callers hold the VM's gate.
+    func scheduleRestartIfDue(_ vm: VM) {
+        guard !shuttingDown, table[vm.id] != nil, VMManager.restartIsDue(vm) else { return }
+        let backoff = configuration.restartBackoff
+        // A run as long as `stableRun` ends the row: the count starts again.
+        if let started = vm.startedAt, let finished = vm.finishedAt, vm.stopReason != .failedToStart,
+           finished.timeIntervalSince(started) * 1000 >= Double(backoff.stableRun.wholeMilliseconds) {
+            restartStreaks[vm.id] = nil
+        }
+        let attempt = (restartStreaks[vm.id] ?? 0) + 1
+        if let limit = vm.config.restartPolicy.maximumRetries, attempt > limit {
+            restartStreaks[vm.id] = nil
+            record(.restartGaveUp, vm, ["policy": "\(vm.config.restartPolicy)"])
+            logger.warning("restart policy gave up: too many restarts in a row", metadata: [
+                LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "policy": "\(vm.config.restartPolicy)",
+            ])
+            return
+        }
+        scheduleRestart(of: vm, attempt: attempt, delay: backoff.delay(beforeAttempt: attempt))
+    }
+
+    /// Queues restart number `attempt` of a row, after `delay`.
+    func scheduleRestart(of vm: VM, attempt: Int, delay: Duration) {
+        nextRestartToken += 1
+        pendingRestarts[vm.id] = nextRestartToken
+        restartStreaks[vm.id] = attempt
+        logger.info("restart planned", metadata: [
+            LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)",
+            LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")",
+        ])
+        record(.restart, vm, ["attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)", "reason": vm.stopReason?.rawValue ?? ""])
+        jobContinuation.yield(.restart(RestartRequest(id: vm.id, token: nextRestartToken, attempt: attempt, delay: delay)))
+    }
+
+    /// Waits out a restart's delay, then starts the VM unless someone
+    /// started, stopped, killed or removed it meanwhile. A start that fails
+    /// is the next failure of the row.
+    func restart(_ request: RestartRequest) async {
+        defer { restartsHandled += 1 }
+        do {
+            try await configuration.clock.sleep(for: request.delay)
+        } catch {
+            return
+        }
+        _ = try? await withGate(request.id) {
+            guard !shuttingDown, pendingRestarts[request.id] == request.token, let vm = table[request.id], vm.state == .stopped else { return }
+            pendingRestarts[request.id] = nil
+            do {
+                _ = try await startInGate(request.id, confirmation: .immediate, restart: true)
+            } catch {
+                logger.warning("restart failed", metadata: [LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.error: "\(error)"])
+                if let failed = table[request.id] { scheduleRestartIfDue(failed) }
+            }
+        }
+    }
+
     static func describe(_ reason: StopReason) -> String {
         switch reason {
         case .exited: return "exited"
@@ -155,6 +314,8 @@ extension VMManager {
         case .crashed: return "crashed"
         case .failedToStart: return "failed to start"
         case .daemonRecovered: return "was recovered"
+        case .daemonShutdown: return "was stopped by the daemon's shutdown"
+        case .unhealthy: return "was stopped as unhealthy"
         }
     }
 }

@@ -23,6 +23,9 @@ public actor VMManager: Service {
     public nonisolated let configuration: VMManagerConfiguration
     /// The per-VM stats every reader shares (poller, `/metrics`, API, dashboard).
     public nonisolated let sampler: VMStatsSampler
+    /// What happened to the VMs: transitions, exits, health changes,
+    /// restarts, kept across daemon restarts in the data dir.
+    public nonisolated let events: EventLog
     let backends: VMManagerBackends
     let logger: Logger
 
@@ -39,8 +42,18 @@ public actor VMManager: Service {
     /// The last store failure, for `/health`; cleared by the next success.
     var storeProblem: String?
     var supervising = false
-    let exitWatches: AsyncStream<ExitWatch>
-    let exitWatchContinuation: AsyncStream<ExitWatch>.Continuation
+    /// Set when graceful shutdown begins: no restart starts after it.
+    var shuttingDown = false
+    /// The restart each stopped VM waits for, by token: a `start`, `stop`,
+    /// `kill` or `rm` meanwhile takes it back.
+    var pendingRestarts: [VMID: UInt64] = [:]
+    var nextRestartToken: UInt64 = 0
+    /// Restarts in a row per VM (reset by a stable run), for the backoff.
+    var restartStreaks: [VMID: Int] = [:]
+    /// Restart jobs that ended (ran, were called off or cancelled): tests wait on it.
+    var restartsHandled = 0
+    let jobs: AsyncStream<SupervisionJob>
+    let jobContinuation: AsyncStream<SupervisionJob>.Continuation
 
     struct Runtime {
         let instance: any HypervisorInstance
@@ -51,6 +64,23 @@ public actor VMManager: Service {
     struct ExitWatch: Sendable {
         let id: VMID
         let instance: any HypervisorInstance
+    }
+
+    struct RestartRequest: Sendable {
+        let id: VMID
+        let token: UInt64
+        let attempt: Int
+        let delay: Duration
+    }
+
+    /// Work ``run()`` does in its task group, one task per job.
+    enum SupervisionJob: Sendable {
+        /// Record the end of a process.
+        case exit(ExitWatch)
+        /// Start a stopped VM again after a wait.
+        case restart(RestartRequest)
+        /// Probe a running VM's health until its process ends.
+        case health(ExitWatch)
     }
 
     var store: any VMStore { backends.store }
@@ -64,7 +94,8 @@ public actor VMManager: Service {
         self.logger = logger
         self.table = VMTable(removedRecordsKept: configuration.removedRecordsKept)
         self.sampler = VMStatsSampler(capacity: configuration.statsHistory)
-        (exitWatches, exitWatchContinuation) = AsyncStream.makeStream()
+        self.events = EventLog(path: configuration.dataDirectory.eventsPath)
+        (jobs, jobContinuation) = AsyncStream.makeStream()
     }
 
     /// Creates a manager from its backends one by one; call ``load()`` before using it.
@@ -87,13 +118,20 @@ public actor VMManager: Service {
         defer { supervising = false }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.retryUnsavedRecords() }
-            for await watch in exitWatches.cancelOnGracefulShutdown() {
-                group.addTask { await self.superviseExit(of: watch) }
+            for await job in jobs.cancelOnGracefulShutdown() {
+                switch job {
+                case .exit(let watch): group.addTask { await self.superviseExit(of: watch) }
+                case .restart(let request): group.addTask { await self.restart(request) }
+                case .health(let watch): group.addTask { await self.superviseHealth(of: watch) }
+                }
             }
             // Graceful shutdown (or cancellation) ended the loop; VMs still
             // running are stopped before the service returns, and their exit
-            // watchers above finish with them.
+            // watchers above finish with them. No restart starts from here on.
+            shuttingDown = true
             await stopAll()
+            // The shutdown's transitions are in; `uni events` followers end with the daemon.
+            events.finishFollowers()
             group.cancelAll()
         }
     }
@@ -137,6 +175,8 @@ public actor VMManager: Service {
                 vm.pid = nil
                 vm.stopReason = .daemonRecovered
                 vm.daemonRecovered = true
+                vm.health = .none
+                vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .daemonRecovered))
                 do {
                     try await persist("record the recovery of vm \(vm.name)") { try await self.store.save(vm) }
                 } catch {
@@ -145,8 +185,13 @@ public actor VMManager: Service {
                     keepUnsaved(vm, error)
                 }
                 logTransition(vm, from: from.rawValue, to: vm.state.rawValue, extra: ["orphan_killed": "\(killed)"])
+                if let exit = vm.exits.last { recordExitEvent(vm, exit) }
             }
             table.put(vm)
+            // As Docker does: `always` brings back what the last daemon ran.
+            if vm.config.restartPolicy.mode == .always, vm.stopReason == .daemonRecovered || vm.stopReason == .daemonShutdown {
+                scheduleRestart(of: vm, attempt: 1, delay: .zero)
+            }
         }
         for (name, ids) in table.duplicateNames {
             logger.warning("vm name used by several records; refer to them by id", metadata: [
@@ -263,6 +308,8 @@ public actor VMManager: Service {
             logger.error("cannot remove vm folder", metadata: [LogKeys.vmID: "\(id)", LogKeys.error: "\(error)"])
         }
         unsaved[id] = nil
+        pendingRestarts[id] = nil
+        restartStreaks[id] = nil
         table.remove(id)
         telemetry?.update(vms: table.all)
         consoles.removeValue(forKey: id)?.finishFollowers()
@@ -278,6 +325,14 @@ public actor VMManager: Service {
         var metadata: Logger.Metadata = [LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", LogKeys.from: "\(from)", LogKeys.to: "\(to)"]
         metadata.merge(extra) { $1 }
         logger.info("vm state transition", metadata: metadata)
+        var attributes = ["from": from, "to": to]
+        for (key, value) in extra { attributes[key] = "\(value)" }
+        record(.transition, vm, attributes)
+    }
+
+    /// Adds one event about `vm` to the history, at the manager's wall clock.
+    func record(_ kind: VMEvent.Kind, _ vm: VM, _ attributes: [String: String]) {
+        events.record(kind, vmID: vm.id, vmName: vm.name, attributes: attributes, time: configuration.now())
     }
 
     func console(of id: VMID) -> ConsoleLog {

@@ -20,8 +20,10 @@ public struct VMManagerConfiguration: Sendable {
     public var statsSecondSampleDelay: Duration
     /// The wall clock used for record timestamps.
     public var now: @Sendable () -> Date
-    /// The clock that times stop timeouts and store retries.
+    /// The clock that times stop timeouts, store retries, restarts and health probes.
     public var clock: any Clock<Duration>
+    /// The waits between a restart policy's restarts (docs/health.md).
+    public var restartBackoff: RestartBackoff = .standard
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -60,14 +62,17 @@ public struct VMManagerBackends: Sendable {
     public var tracer: any Tracer
     /// What measures running VMs.
     public var statsSource: any StatsSource
+    /// What probes guest services for health checks.
+    public var healthProber: any HealthProber
 
     /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
     public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
-                statsSource: any StatsSource = ProcStatsSource()) {
+                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber()) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
         self.tracer = tracer
         self.statsSource = statsSource
+        self.healthProber = healthProber
     }
 }

@@ -23,6 +23,11 @@ public enum MetricNames {
     public static let vmRestarts = "uni_vm_restarts_total"
     /// Gauge by VM: 1 while its QEMU runs, 0 otherwise.
     public static let vmUp = "uni_vm_up"
+    /// Gauge by VM and `status` (starting, healthy, unhealthy): 1 for the
+    /// current health, 0 for the others; only VMs with a health check.
+    public static let vmHealth = "uni_vm_health"
+    /// The label of ``vmHealth`` naming the health status.
+    public static let statusLabel = "status"
     /// Histogram: seconds from a start request until the VM runs.
     public static let vmStartDuration = "uni_vm_start_duration_seconds"
     /// Counter by VM: bytes the guest received over its network.
@@ -61,6 +66,7 @@ public enum MetricNames {
         vmMemoryRSS: "Resident memory of the VM's QEMU process (VmRSS), in bytes.",
         vmRestarts: "Starts of the VM after its first one.",
         vmUp: "1 while the VM's QEMU process runs, else 0.",
+        vmHealth: "1 for the VM's current health status (starting, healthy, unhealthy), 0 for the others; VMs with a health check only.",
         vmStartDuration: "Seconds from a start request until QEMU reports the guest running.",
         vmNetworkReceiveBytes: "Bytes the guest received over its network (QEMU filter-dump), summed over its runs.",
         vmNetworkTransmitBytes: "Bytes the guest sent over its network (QEMU filter-dump), summed over its runs.",

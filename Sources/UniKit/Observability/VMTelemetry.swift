@@ -32,6 +32,8 @@ public final class VMTelemetry: Sendable {
         /// without a network counter has no network series at all.
         let io: Mutex<[String: Counter]>
         let countedRestarts: Mutex<Int>
+        /// One gauge per status, created with the first health verdict.
+        let health: Mutex<[HealthStatus: Gauge]>
 
         init(id: VMID, name: String, factory: any MetricsFactory) {
             self.name = name
@@ -42,6 +44,7 @@ public final class VMTelemetry: Sendable {
             memory = Mutex(nil)
             io = Mutex([:])
             countedRestarts = Mutex(0)
+            health = Mutex([:])
         }
     }
 
@@ -115,6 +118,7 @@ public final class VMTelemetry: Sendable {
                     counted = max(counted, restarts)
                 }
                 if !vm.state.hasProcess { clearMemory(entry) }
+                recordHealth(vm, in: entry)
             }
             let gone = series.keys.filter { !current.contains($0) }
             return gone.compactMap { series.removeValue(forKey: $0) }
@@ -167,7 +171,27 @@ public final class VMTelemetry: Sendable {
         }
     }
 
+    /// One-hot `uni_vm_health` for a VM with a health check; none for the others.
+    private func recordHealth(_ vm: VM, in entry: PerVM) {
+        entry.health.withLock { gauges in
+            guard vm.config.healthCheck != nil else {
+                gauges.values.forEach { $0.destroy() }
+                gauges.removeAll()
+                return
+            }
+            for status in [HealthStatus.starting, .healthy, .unhealthy] {
+                let gauge = gauges[status] ?? Gauge(label: MetricNames.vmHealth, dimensions: entry.dimensions + [(MetricNames.statusLabel, status.rawValue)], factory: factory)
+                gauges[status] = gauge
+                gauge.record(vm.health == status ? 1 : 0)
+            }
+        }
+    }
+
     private func destroy(_ entry: PerVM) {
+        entry.health.withLock { gauges in
+            gauges.values.forEach { $0.destroy() }
+            gauges.removeAll()
+        }
         entry.io.withLock { counters in
             for counter in counters.values { counter.destroy() }
             counters.removeAll()
