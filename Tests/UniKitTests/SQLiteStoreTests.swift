@@ -14,7 +14,9 @@ func fullySetVM(name: String = "full") -> VM {
                                  ports: [PortMapping(hostAddress: "127.0.0.1", hostPort: 8080, guestPort: 80),
                                          PortMapping(hostPort: 5353, guestPort: 53, transportProtocol: .udp)],
                                  environment: ["GREETING": "hello world", "EMPTY": ""], kernelCommandLine: "console=ttyS0 quiet",
-                                 autoRemove: true),
+                                 autoRemove: true, restartPolicy: RestartPolicy(mode: .onFailure, maximumRetries: 4),
+                                 healthCheck: HealthCheck(kind: .http, guestPort: 80, path: "/healthz", interval: .seconds(7),
+                                                          timeout: .milliseconds(1500), retries: 5, startPeriod: .seconds(2))),
                 imageKind: .disk, createdAt: Date(timeIntervalSince1970: 1_790_000_000.125))
     vm.machine = "q35"
     vm.accelerator = .kvm
@@ -29,6 +31,14 @@ func fullySetVM(name: String = "full") -> VM {
     vm.lastError = "qemu: 'it' failed\nsecond line ✓"
     vm.startCount = 7
     vm.daemonRecovered = true
+    vm.health = .unhealthy
+    vm.healthFailures = 3
+    vm.lastHealthCheckAt = Date(timeIntervalSince1970: 1_790_000_150.25)
+    vm.lastHealthError = "http 503 from /healthz"
+    vm.restartCount = 2
+    vm.lastRestartAt = Date(timeIntervalSince1970: 1_790_000_120.75)
+    vm.recordExit(ExitRecord(finishedAt: Date(timeIntervalSince1970: 1_790_000_110.5), reason: .crashed, exitCode: 139, signal: 11, error: "segfault"))
+    vm.recordExit(ExitRecord(finishedAt: Date(timeIntervalSince1970: 1_790_000_200.625), reason: .killed, exitCode: 137, signal: 9))
     return vm
 }
 
@@ -57,6 +67,7 @@ struct SQLiteVMStoreTests {
             let vm = fullySetVM()
             #expect(nilFields(of: vm).isEmpty, "set these fields in fullySetVM: \(nilFields(of: vm))")
             #expect(nilFields(of: vm.config).isEmpty, "set these fields in fullySetVM: \(nilFields(of: vm.config))")
+            #expect(nilFields(of: try #require(vm.config.healthCheck)).isEmpty)
             try await store.save(vm)
 
             let reopened = try SQLiteVMStore(path: dataDirectory.databasePath)
@@ -74,6 +85,10 @@ struct SQLiteVMStoreTests {
             #expect(row["exit_code"] as Int32? == 137)
             #expect(row["stop_reason"] as String? == "killed")
             #expect(row["start_count"] as Int == 7)
+            #expect(row["restart_count"] as Int == 2)
+            #expect(row["health"] as String == "unhealthy")
+            #expect(row["last_health_check_at"] as String? == "2026-09-21T14:15:50.250Z")
+            #expect(row["last_restart_at"] as String? == "2026-09-21T14:15:20.750Z")
             #expect(row["created_at"] as String == "2026-09-21T14:13:20.125Z")
             #expect(row["started_at"] as String? == "2026-09-21T14:15:00.375Z")
             #expect(row["finished_at"] as String? == "2026-09-21T14:16:40.625Z")

@@ -22,9 +22,13 @@ extension SQLiteVMStore {
                     exit_code      INTEGER,
                     stop_reason    TEXT,
                     start_count    INTEGER NOT NULL,
+                    restart_count  INTEGER NOT NULL,              -- starts by the restart policy
+                    health         TEXT    NOT NULL,              -- none, starting, healthy, unhealthy
                     created_at     TEXT    NOT NULL,              -- RFC 3339, UTC, milliseconds, as in the record
                     started_at     TEXT,
                     finished_at    TEXT,
+                    last_health_check_at TEXT,
+                    last_restart_at      TEXT,
                     updated_at     TEXT    NOT NULL,              -- when this row was last written
                     record         TEXT    NOT NULL               -- the VM record JSON, as state.json holds it: what is loaded
                 );
@@ -55,16 +59,21 @@ struct VMRow: Codable, FetchableRecord, PersistableRecord, Sendable {
     var exitCode: Int32?
     var stopReason: String?
     var startCount: Int
+    var restartCount: Int
+    var health: String
     var createdAt: String
     var startedAt: String?
     var finishedAt: String?
+    var lastHealthCheckAt: String?
+    var lastRestartAt: String?
     var updatedAt: String
     var record: String
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case id, name, state, schemaVersion = "schema_version", image, pid, exitCode = "exit_code", stopReason = "stop_reason"
-        case startCount = "start_count", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
-        case updatedAt = "updated_at", record
+        case startCount = "start_count", restartCount = "restart_count", health
+        case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        case lastHealthCheckAt = "last_health_check_at", lastRestartAt = "last_restart_at", updatedAt = "updated_at", record
     }
 
     enum Columns {
@@ -84,9 +93,13 @@ struct VMRow: Codable, FetchableRecord, PersistableRecord, Sendable {
         exitCode = vm.exitCode
         stopReason = vm.stopReason?.rawValue
         startCount = vm.startCount
+        restartCount = vm.restartCount
+        health = vm.health.rawValue
         createdAt = RFC3339.string(from: vm.createdAt)
         startedAt = vm.startedAt.map(RFC3339.string(from:))
         finishedAt = vm.finishedAt.map(RFC3339.string(from:))
+        lastHealthCheckAt = vm.lastHealthCheckAt.map(RFC3339.string(from:))
+        lastRestartAt = vm.lastRestartAt.map(RFC3339.string(from:))
         self.updatedAt = RFC3339.string(from: updatedAt)
         record = String(decoding: try JSONCoding.makeEncoder(pretty: true).encode(vm), as: UTF8.self)
     }
