@@ -90,21 +90,28 @@ struct StoreMigrationTests {
             let vms = [try vm("00000000000a", "db"), try vm("00000000000b", "web"), try vm("00000000000c", "web")]
             try await writeFiles(vms, to: dataDirectory)
             let before = try contents(of: dataDirectory)
-            let store = try SQLiteVMStore(path: dataDirectory.databasePath)
+            do {
+                let store = try SQLiteVMStore(path: dataDirectory.databasePath)
+                let error = await #expect(throws: UniError.self) { try await store.importFileRecords(from: dataDirectory) }
+                #expect(error?.code == .storeFailed)
+                #expect(error?.message == "cannot import the state.json records into '\(store.path)': vms 00000000000b and 00000000000c "
+                        + "(\(dataDirectory.files(of: vms[2].id).recordPath)) share the name 'web', which the database keeps unique: "
+                        + "start with --vm-store file and remove one (uni rm <id>); nothing was imported and every state.json is left as it was")
+                #expect(try await count("vm", in: store) == 0)
+                #expect(try await count("file_import", in: store) == 0)
+                #expect(try contents(of: dataDirectory).filter { !$0.key.hasPrefix("vms.db") } == before)
+            }
 
-            let error = await #expect(throws: UniError.self) { try await store.importFileRecords(from: dataDirectory) }
-            #expect(error?.code == .storeFailed)
-            #expect(error?.message == "cannot import the state.json records into '\(store.path)': vms 00000000000b and 00000000000c "
-                    + "(\(dataDirectory.files(of: vms[2].id).recordPath)) share the name 'web', which the database keeps unique: "
-                    + "start with --vm-store file and remove one (uni rm <id>); nothing was imported and every state.json is left as it was")
-            #expect(try await count("vm", in: store) == 0)
-            #expect(try await count("file_import", in: store) == 0)
+            // The remedy the message gives: the file store still has all
+            // three (the empty database goes aside), one is removed, and
+            // the import goes through.
+            let files = try await VMStoreKind.file.open(dataDirectory: dataDirectory, logger: Logger(label: "test"))
+            #expect(try await files.loadAll().vms == vms)
             #expect(try contents(of: dataDirectory).filter { !$0.key.hasPrefix("vms.db") } == before)
-
-            // Once one of them is gone, the import goes through.
+            try await files.delete(vms[2].id)
             try FileVMStore.removeFolder(dataDirectory.vmDirectory(vms[2].id))
-            let report = try await store.importFileRecords(from: dataDirectory)
-            #expect(report.imported == [vms[0].id, vms[1].id])
+            let store = try await VMStoreKind.sqlite.open(dataDirectory: dataDirectory, logger: Logger(label: "test"))
+            #expect(try await store.loadAll().vms == [vms[0], vms[1]])
         }
     }
 
