@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # are downloaded, not installed: Tests/Guests/linux/build.sh);
 # prometheus: promtool and a real scraper for the telemetry tests;
 # python3: the OTLP test receiver; chromium: the dashboard test's headless
-# browser; wrk: scripts/bench-ui.sh.
-packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus python3 python3-venv chromium wrk)
+# browser; wrk: scripts/bench-ui.sh; libsqlite3-dev: the SQLite VM store
+# (GRDB links the system libsqlite3; a fresh Debian 12 lacks its headers).
+packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus python3 python3-venv chromium wrk libsqlite3-dev)
 
 if [ "${SKIP_APT:-0}" != 1 ]; then
   missing=()

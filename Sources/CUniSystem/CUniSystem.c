@@ -20,3 +20,7 @@ int cuni_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, in
 int cuni_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
+
+int cuni_syncfs(int fd) {
+    return syncfs(fd);
+}

@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable {
     public var statsInterval: Duration
     /// `--ui-addr HOST:PORT` (`:8080` = every address); `nil`: no dashboard.
     public var uiAddress: String?
+    /// `--vm-store file|sqlite`: where VM records live.
+    public var vmStore: VMStoreKind
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -35,9 +37,11 @@ public struct DaemonConfiguration: Sendable {
         kvmDevice: String = "/dev/kvm",
         metricsAddress: String? = nil,
         statsInterval: Duration = .seconds(5),
-        uiAddress: String? = nil
+        uiAddress: String? = nil,
+        vmStore: VMStoreKind = .file
     ) {
         self.uiAddress = uiAddress
+        self.vmStore = vmStore
         self.metricsAddress = metricsAddress
         self.statsInterval = statsInterval
         self.dataDirectory = dataDirectory
@@ -65,14 +69,15 @@ public struct Daemon: Sendable {
     /// The poller that refreshes per-VM numbers.
     public let poller: VMStatsPoller
 
-    /// Builds the daemon: takes the data dir's lock, loads the records and
-    /// recovers VMs a previous daemon left behind.
+    /// Builds the daemon: takes the data dir's lock, opens the VM store
+    /// (moving the records of the other store kind over first), loads the
+    /// records and recovers VMs a previous daemon left behind.
     /// - Parameters:
     ///   - tracer: where lifecycle spans go (`TraceExport`'s tracer, or none).
     ///   - onReady: called once the API socket accepts connections.
     ///   - onMetricsReady: called with the bound port once the metrics server listens.
     ///   - onUIReady: called with the bound port once the dashboard listens.
-    /// - Throws: ``UniError``: a data dir too deep for its sockets, a second daemon on the data dir, QEMU missing, KVM unusable, a bad or busy `--metrics-addr` or `--ui-addr`.
+    /// - Throws: ``UniError``: a data dir too deep for its sockets or that cannot be written, a second daemon on the data dir, a corrupt, newer or unwritable `vms.db`, a failed import of `state.json` files, QEMU missing, KVM unusable, a bad or busy `--metrics-addr` or `--ui-addr`.
     public static func make(
         configuration: DaemonConfiguration,
         logger: Logger,
@@ -91,12 +96,14 @@ public struct Daemon: Sendable {
         let lock = try DaemonLock(dataDirectory: dataDirectory)
         let accelerator = try configuration.accelerator.resolve(kvmDevice: configuration.kvmDevice)
         let binary = try QEMUHypervisor.locateBinary(configuration.qemuBinary)
+        // After the checks that change nothing: a bad flag never migrates records.
+        let store = try await configuration.vmStore.open(dataDirectory: dataDirectory, logger: logger)
         let hypervisor = QEMUHypervisor(binaryPath: binary, accelerator: accelerator)
         let factory = PrometheusHelpFactory()
         let telemetry = VMTelemetry(factory: factory)
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: configuration.stopTimeout),
-            backends: VMManagerBackends(store: FileVMStore(dataDirectory: dataDirectory), hypervisor: hypervisor,
+            backends: VMManagerBackends(store: store, hypervisor: hypervisor,
                                         telemetry: telemetry, tracer: tracer),
             logger: logger
         )
@@ -131,7 +138,8 @@ public struct Daemon: Sendable {
             logger: logger,
             onServerRunning: onReady
         )
-        logger.info("unid ready", metadata: ["data_dir": "\(dataDirectory.root)", "accelerator": "\(accelerator)", "qemu": "\(binary)", "version": "\(UniVersion.current)"])
+        logger.info("unid ready", metadata: ["data_dir": "\(dataDirectory.root)", "accelerator": "\(accelerator)", "qemu": "\(binary)", "version": "\(UniVersion.current)",
+                                     "vm_store": "\(configuration.vmStore.rawValue)"])
         services.append(api)
         return Daemon(manager: manager, services: services, lock: lock, info: info, registry: factory.registry, poller: poller)
     }

@@ -44,6 +44,10 @@ struct Unid: AsyncParsableCommand {
     @Option(name: .long, help: "Serve the read-only dashboard (/ui) on HOST:PORT (e.g. 127.0.0.1:8080; :8080 = every address, with a warning). Default: off.")
     var uiAddr: String?
 
+    @Option(name: .long, help: "Where VM records live: file (vms/<id>/state.json) or sqlite (vms/vms.db). Default: file. A switch moves the records over at the next start (docs/architecture.md).",
+            transform: { try parseChoice($0, flag: "--vm-store", as: VMStoreKind.self) })
+    var vmStore: VMStoreKind = .file
+
     @Option(name: .long, help: "Export lifecycle spans over OTLP/gRPC to HOST:PORT (e.g. localhost:4317). Default: off (OTEL_* variables are honoured).")
     var traceAddr: String?
 
@@ -67,7 +71,8 @@ struct Unid: AsyncParsableCommand {
             qemuBinary: qemu,
             stopTimeout: stopTimeout,
             metricsAddress: metricsAddr,
-            uiAddress: uiAddr
+            uiAddress: uiAddr,
+            vmStore: vmStore
         )
         let daemon = try await Daemon.make(configuration: configuration, logger: logger, tracer: traces?.tracer ?? NoOpTracer())
         try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [])

@@ -12,7 +12,11 @@ import UniKitTesting
 /// - stats (issue #14): one VM's sample (target <= 100 us) against reading
 ///   one `/proc` file; a sampling tick of 100 VMs (its cost every 5 s is
 ///   unid's CPU share, target <= 1% of a core); `stats()` of 1,000 VMs
-///   (fake hypervisor and source; target <= 100 ms).
+///   (fake hypervisor and source; target <= 100 ms);
+/// - stores (issue #15, `store: ...`): loading 10,000 VMs from each store
+///   (targets: SQLite <= 100 ms, files <= 1 s), importing 10,000 state.json
+///   files (<= 3 s), and one transition's write in each store, durable and
+///   transient, next to a bare write + fsync.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3), maxIterations: 100_000)
 
@@ -56,6 +60,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     statsBenchmarks()
+    storeBenchmarks()
 }
 
 /// The stats benchmarks: the real `/proc` reader on this process, and the
@@ -113,5 +118,154 @@ enum StatsFixture {
         await manager.sampleStats()
         await manager.sampleStats()
         return manager
+    }
+}
+
+/// The store benchmarks, each store beside the other and beside a bare
+/// write + fsync of the same record, in the same run.
+@Sendable func storeBenchmarks() {
+    let slow = Benchmark.Configuration(metrics: [.wallClock], maxDuration: .seconds(20), maxIterations: 20)
+    /// `makeLoad` builds a fixture (unmeasured) and returns the load to measure.
+    func load(_ what: String, _ makeLoad: @escaping @Sendable () async throws -> @Sendable () async throws -> VMStoreSnapshot) {
+        Benchmark("store: load 10,000 VMs, \(what)", configuration: slow) { benchmark, load in
+            for _ in benchmark.scaledIterations {
+                let snapshot = try await load()
+                precondition(snapshot.vms.count == StoreFixture.count)
+                blackHole(snapshot)
+            }
+        } setup: {
+            try await makeLoad()
+        }
+    }
+    load("files (list, read and decode each state.json)") {
+        let store = FileVMStore(dataDirectory: try await StoreFixture.files().dataDirectory)
+        return { try await store.loadAll() }
+    }
+    load("sqlite (open, quick_check, read and decode each record)") {
+        let path = try await StoreFixture.database().dataDirectory.databasePath
+        return { try await SQLiteVMStore(path: path).loadAll() }
+    }
+    load("baseline: JSONDecoder alone on the same records, one thread (no store)") {
+        let fixture = try await StoreFixture.files()
+        let encoder = JSONCoding.makeEncoder(pretty: true)
+        let records = try fixture.vms.map { try encoder.encode($0) }
+        return {
+            let decoder = JSONCoding.makeDecoder()
+            return VMStoreSnapshot(vms: try records.map { try decoder.decode(VM.self, from: $0) })
+        }
+    }
+    load("sqlite, loadAll only (database open)") {
+        let store = try SQLiteVMStore(path: try await StoreFixture.database().dataDirectory.databasePath)
+        return { try await store.loadAll() }
+    }
+    Benchmark("store: migrate 10,000 state.json files into a new vms.db (open, import, renames)", configuration: slow) { benchmark, fixture in
+        for _ in benchmark.scaledIterations {
+            // Unmeasured (startMeasurement restarts the clock): the files
+            // back in place, no database.
+            try fixture.undoImport()
+            benchmark.startMeasurement()
+            let report = try await SQLiteVMStore(path: fixture.dataDirectory.databasePath).importFileRecords(from: fixture.dataDirectory)
+            precondition(report.imported.count == StoreFixture.count)
+            blackHole(report)
+        }
+    } setup: {
+        try await StoreFixture.files()
+    }
+
+    // One transition's write: the record of one VM among 1,000, its state flipped each time.
+    let writes: [(String, @Sendable (any VMStore, VM) async throws -> Void)] = [
+        ("save (durable: fsync)", { try await $0.save($1) }),
+        ("saveTransient (no fsync)", { try await $0.saveTransient($1) }),
+    ]
+    let stores: [(String, @Sendable () async throws -> WriteTarget)] = [
+        ("files", {
+            let fixture = try await StoreFixture.files(count: 1_000)
+            return WriteTarget(store: FileVMStore(dataDirectory: fixture.dataDirectory), vm: fixture.vms[500])
+        }),
+        ("sqlite", {
+            let fixture = try await StoreFixture.database(count: 1_000)
+            return WriteTarget(store: try SQLiteVMStore(path: fixture.dataDirectory.databasePath), vm: fixture.vms[500])
+        }),
+    ]
+    for (kind, makeTarget) in stores {
+        for (name, write) in writes {
+            Benchmark("store: one transition, \(kind), \(name)", configuration: .init(metrics: [.wallClock], maxDuration: .seconds(5))) { (benchmark: Benchmark, target: WriteTarget) in
+                var vm = target.vm
+                for _ in benchmark.scaledIterations {
+                    vm.state = vm.state == .running ? .stopped : .running
+                    try await write(target.store, vm)
+                }
+            } setup: {
+                try await makeTarget()
+            }
+        }
+    }
+    Benchmark("store baseline: write 1 KiB to a file and fsync it", configuration: .init(metrics: [.wallClock], maxDuration: .seconds(5))) { benchmark, path in
+        let bytes = [UInt8](repeating: 0x61, count: 1024)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(fd) }
+        for _ in benchmark.scaledIterations {
+            _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            fsync(fd)
+        }
+    } setup: {
+        try TemporaryDirectory(prefix: "uni-bench").path + "/fsync"
+    }
+}
+
+/// One store and the VM whose record a transition benchmark rewrites.
+struct WriteTarget: Sendable {
+    let store: any VMStore
+    let vm: VM
+}
+
+/// A data dir holding VM records for the store benchmarks (left in /tmp:
+/// each benchmark runs in its own process).
+struct StoreFixture: Sendable {
+    static let count = 10_000
+    let dataDirectory: DataDirectory
+    let vms: [VM]
+
+    /// `count` VMs as state.json files (written without fsync: the setup need not wait for the disk).
+    static func files(count: Int = StoreFixture.count) async throws -> StoreFixture {
+        let directory = try TemporaryDirectory(prefix: "uni-bench")
+        let dataDirectory = DataDirectory(root: directory.path)
+        try dataDirectory.prepare()
+        let created = Date()
+        let vms: [VM] = (0..<count).map { index in
+            var vm = VM(id: VMID.random(), name: "vm-\(index)",
+                        config: VMConfig(image: "/images/app-\(index % 10).elf", ports: [PortMapping(hostPort: UInt16(10_000 + index % 50_000), guestPort: 80)],
+                                         environment: ["APP_ENV": "production"]),
+                        imageKind: .kernel, createdAt: created)
+            vm.state = index.isMultiple(of: 2) ? .stopped : .created
+            vm.startCount = index % 4
+            if vm.state == .stopped {
+                vm.accelerator = .kvm
+                vm.startedAt = created
+                vm.finishedAt = created
+                vm.exitCode = 0
+                vm.stopReason = .exited
+            }
+            return vm
+        }
+        let store = FileVMStore(dataDirectory: dataDirectory)
+        for vm in vms { try await store.saveTransient(vm) }
+        return StoreFixture(dataDirectory: dataDirectory, vms: vms)
+    }
+
+    /// `count` VMs in `vms/vms.db`, imported from files.
+    static func database(count: Int = StoreFixture.count) async throws -> StoreFixture {
+        let fixture = try await files(count: count)
+        _ = try await SQLiteVMStore(path: fixture.dataDirectory.databasePath).importFileRecords(from: fixture.dataDirectory)
+        return fixture
+    }
+
+    /// Puts every `state.json.migrated` back and removes the database.
+    func undoImport() throws {
+        for vm in vms {
+            let path = dataDirectory.files(of: vm.id).recordPath
+            _ = rename(path + SQLiteVMStore.migratedSuffix, path)
+        }
+        for suffix in ["", "-wal", "-shm"] { unlink(dataDirectory.databasePath + suffix) }
     }
 }

@@ -14,4 +14,8 @@ int cuni_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, in
 /// Returns 0, or -1 with errno set.
 int cuni_pipe_cloexec(int fds[2]);
 
+/// `syncfs(fd)`: flushes every file of the filesystem holding `fd` in one
+/// call (declared only under `_GNU_SOURCE`). Returns 0, or -1 with errno set.
+int cuni_syncfs(int fd);
+
 #endif

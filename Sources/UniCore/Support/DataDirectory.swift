@@ -30,6 +30,8 @@ public struct DataDirectory: Sendable, Hashable {
     public var lockPath: String { root + "/unid.lock" }
     /// The folder holding one folder per VM.
     public var vmsDirectory: String { root + "/vms" }
+    /// The SQLite database of `unid --vm-store sqlite`, next to the VM folders.
+    public var databasePath: String { vmsDirectory + "/vms.db" }
     /// The VM event history (rotated to `events.jsonl.1`).
     public var eventsPath: String { root + "/events.jsonl" }
     /// The folder of one VM: its record and runtime files.

@@ -25,6 +25,14 @@ public struct FileVMStore: VMStore {
     public func recordPath(_ id: VMID) -> String { dataDirectory.files(of: id).recordPath }
 
     public func loadAll() async throws -> VMStoreSnapshot {
+        try load(reportingMissing: true)
+    }
+
+    /// Reads every `<id>/state.json`.
+    /// - Parameter reportingMissing: whether a VM folder without a record
+    ///   is a problem (it is for this store; under ``SQLiteVMStore`` every
+    ///   imported folder lacks one).
+    func load(reportingMissing: Bool) throws -> VMStoreSnapshot {
         let folder = dataDirectory.vmsDirectory
         let entries: [String]
         do {
@@ -34,32 +42,33 @@ public struct FileVMStore: VMStore {
         } catch {
             throw UniError(.storeFailed, "cannot list '\(folder)': \(error.localizedDescription)", cause: error)
         }
-        var vms: [VM] = []
-        var problems: [String] = []
+        var snapshot = VMStoreSnapshot(vms: [])
         let decoder = JSONCoding.makeDecoder()
         for entry in entries.sorted() {
             // Only `<id>/state.json` is read: temporary files of an
-            // interrupted write (`state.json.tmp.*`) are never taken for records.
+            // interrupted write (`state.json.tmp.*`), the SQLite store's
+            // `vms.db` and migrated records (`state.json.migrated`) are
+            // never taken for records.
             guard VMID.isWellFormed(entry) else { continue }
             let path = VMDirectory(path: folder + "/" + entry).recordPath
             guard let data = FileManager.default.contents(atPath: path) else {
-                problems.append("\(path): missing or unreadable; the folder is left as it is")
+                if reportingMissing || FileManager.default.fileExists(atPath: path) {
+                    snapshot.problems.append(missingRecordProblem(path))
+                }
                 continue
             }
-            do {
-                let vm = try decoder.decode(VM.self, from: data)
-                guard vm.id.rawValue == entry else {
-                    problems.append("\(path): holds id \(vm.id) but sits in folder \(entry); skipped")
-                    continue
-                }
-                vms.append(vm)
-            } catch let error as UniError {
-                problems.append("\(path): \(error.message); skipped")
-            } catch {
-                problems.append("\(path): not a valid VM record (\(JSONCoding.describe(error))); skipped and left on disk")
-            }
+            snapshot.add(record: data, storedID: entry, place: path, decoder: decoder)
         }
-        return VMStoreSnapshot(vms: vms, problems: problems)
+        return snapshot
+    }
+
+    /// Why the folder of `path` has no readable record, in one line.
+    private func missingRecordProblem(_ path: String) -> String {
+        let migrated = path + SQLiteVMStore.migratedSuffix
+        guard FileManager.default.fileExists(atPath: migrated) else {
+            return "\(path): missing or unreadable; the folder is left as it is"
+        }
+        return "\(path): missing; \((migrated as NSString).lastPathComponent) holds the record as it was imported into \(dataDirectory.databasePath) (docs/architecture.md, \"Going back to files\")"
     }
 
     public func save(_ vm: VM) async throws {
@@ -162,7 +171,13 @@ public struct FileVMStore: VMStore {
             throw UniError(.storeFailed, "cannot rename '\(temporary)' to '\(path)': \(reason)")
         }
         guard sync else { return }
-        let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        syncFolder((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Fsyncs the folder at `path`, so the renames and unlinks in it are
+    /// durable; best effort.
+    static func syncFolder(_ path: String) {
+        let folder = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if folder >= 0 {
             fsync(folder)
             close(folder)

@@ -1,17 +1,31 @@
+import Foundation
+
 /// Where VM records live. `VMManager` is its only writer.
 ///
 /// Implementations are named for their mechanism: ``FileVMStore`` (one
-/// `state.json` per VM) in UniKit, `InMemoryVMStore` in UniKitTesting.
+/// `state.json` per VM) and ``SQLiteVMStore`` (`vms/vms.db`) in UniKit,
+/// `InMemoryVMStore` in UniKitTesting. `unid --vm-store` picks one
+/// (``VMStoreKind``).
+///
+/// **Durability.** Both writes replace the whole record atomically: a
+/// reader finds the old record or the new one, never a mix. They differ in
+/// what they survive:
+/// - ``save(_:)`` survives a power failure: it returns once the record is
+///   on stable storage (fsync).
+/// - ``saveTransient(_:)`` survives a crash of the daemon process (the
+///   next daemon reads it) but may be lost on a power failure, which takes
+///   the VM's process with it anyway. It skips the wait for the disk, for a
+///   transient state (`starting`) that no caller is told about and that a
+///   durable ``save(_:)`` always follows.
 public protocol VMStore: Sendable {
     /// Every readable record. Records that cannot be read are reported in
-    /// ``VMStoreSnapshot/problems`` and left untouched on disk.
+    /// ``VMStoreSnapshot/problems`` and left untouched.
     func loadAll() async throws -> VMStoreSnapshot
-    /// Writes `vm` durably (replacing any record with its id).
+    /// Writes `vm` so that it survives a power failure, replacing any record with its id.
     func save(_ vm: VM) async throws
-    /// Writes `vm` so that a restarted daemon reads it, without waiting for
-    /// the disk: for a transient state (`starting`) that no caller is told
-    /// about and that a durable ``save(_:)`` always follows. The default
-    /// implementation saves durably.
+    /// Writes `vm` so that it survives a crash of the daemon process but
+    /// perhaps not a power failure; see the protocol's "Durability". The
+    /// default implementation saves durably.
     func saveTransient(_ vm: VM) async throws
     /// Deletes the record of `id`; deleting a missing record succeeds.
     func delete(_ id: VMID) async throws
@@ -35,5 +49,30 @@ public struct VMStoreSnapshot: Sendable {
     public init(vms: [VM], problems: [String] = []) {
         self.vms = vms
         self.problems = problems
+    }
+}
+
+extension VMStoreSnapshot {
+    /// Decodes one stored record and adds it, or adds one line to
+    /// ``problems`` naming `place` and why the record was skipped (it is
+    /// left where it is): the one reading of a record both stores share.
+    /// - Parameters:
+    ///   - data: the record's JSON, as `state.json` holds it.
+    ///   - storedID: the id the store files it under (folder name, row id);
+    ///     a record holding another id is skipped.
+    ///   - place: where it was read, for the message (a path, a row).
+    mutating func add(record data: Data, storedID: String, place: String, decoder: JSONDecoder) {
+        do {
+            let vm = try decoder.decode(VM.self, from: data)
+            guard vm.id.rawValue == storedID else {
+                problems.append("\(place): holds id \(vm.id) but is stored as \(storedID); skipped")
+                return
+            }
+            vms.append(vm)
+        } catch let error as UniError {
+            problems.append("\(place): \(error.message); skipped")
+        } catch {
+            problems.append("\(place): not a valid VM record (\(JSONCoding.describe(error))); skipped and left as it is")
+        }
     }
 }
