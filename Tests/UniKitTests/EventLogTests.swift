@@ -82,7 +82,7 @@ struct EventLogTests {
     @Test("bad --since and --filter values are refused with what is allowed")
     func badValues() {
         let since = #expect(throws: UniError.self) { try VMEventFilter.time("yesterday", flag: "--since") }
-        #expect(since?.message == "invalid --since 'yesterday': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h)")
+        #expect(since?.message == "invalid --since 'yesterday': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)")
         var filter = VMEventFilter()
         let bad = #expect(throws: UniError.self) { try filter.add("name=web") }
         #expect(bad?.message == "invalid --filter 'name=web': use vm=NAME or vm=ID")

@@ -79,7 +79,7 @@ public struct VMEventFilter: Sendable, Hashable {
     public static func time(_ text: String, flag: String, now: Date = Date()) throws -> Date {
         if let date = RFC3339.date(from: text) { return date }
         guard let ago = try? DurationParser.parse(text, flag: flag) else {
-            throw UniError.invalid("invalid \(flag) '\(text.escapingControlCharacters)': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h)")
+            throw UniError.invalid("invalid \(flag) '\(text.escapingControlCharacters)': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)")
         }
         return now.addingTimeInterval(-Double(ago.wholeMilliseconds) / 1000)
     }
