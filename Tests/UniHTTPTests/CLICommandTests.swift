@@ -36,6 +36,7 @@ struct CLICommandTests {
         (["events", "--since", "-1h"], "invalid --since '-1h': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)"),
         (["events", "--until", "yesterday"], "invalid --until 'yesterday': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)"),
         (["events", "--filter", "image=x"], "invalid --filter 'image=x': use vm=NAME or vm=ID"),
+        (["events", "--filter", "vm=../x"], "invalid vm '../x': give a VM name or a full 12-digit id"),
     ])
     func negativeLookingValues(arguments: [String], message: String) {
         let result = Self.uni(arguments)

@@ -219,6 +219,17 @@ struct BodyDecodingTests {
         #expect(try failure(json) == message)
     }
 
+    @Test("restart and health_check fields: a bad value is named with what is allowed", arguments: [
+        (#"{"image":"/x","restart":"sometimes"}"#, "invalid restart policy 'sometimes': use never, on-failure[:N] or always[:N] with N from 1 to 1000"),
+        (#"{"image":"/x","restart":3}"#, "field 'restart' must be a string"),
+        (#"{"image":"/x","health_check":{"type":"tcp","port":80,"path":"/x"}}"#, "invalid health_check: a path applies to http checks only"),
+        (#"{"image":"/x","health_check":{"type":"udp","port":80}}"#, "field 'health_check.type': 'udp' is not tcp or http"),
+        (#"{"image":"/x","health_check":{"type":"http","port":80,"interval_ms":1.5}}"#, "field 'health_check.interval_ms': 1.5 is not a whole number"),
+    ])
+    func supervisionFields(json: String, message: String) throws {
+        #expect(try failure(json) == message)
+    }
+
     @Test("broken JSON says so")
     func syntax() throws {
         #expect(try failure("{oops") == "not valid JSON")

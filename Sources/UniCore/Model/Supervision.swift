@@ -214,7 +214,10 @@ public struct HealthCheck: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let kind = try c.decode(Kind.self, forKey: .kind)
+        let name = try c.decode(String.self, forKey: .kind)
+        guard let kind = Kind(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "'\(name.escapingControlCharacters)' is not tcp or http")
+        }
         if kind == .tcp, c.contains(.path) {
             throw UniError.invalid("invalid health_check: a path applies to http checks only")
         }

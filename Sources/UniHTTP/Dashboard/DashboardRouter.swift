@@ -60,7 +60,7 @@ public enum DashboardRouter {
 
         api.get("vm/:ref") { _, context in
             let vm = try await manager.inspect(try APIRouter.reference(context))
-            return try APIRouter.json(DashboardVMDetail(vm: DashboardRedaction.masked(vm), health: vm.health.rawValue))
+            return try APIRouter.json(DashboardVMDetail(vm: DashboardRedaction.masked(vm)))
         }
 
         api.get("vm/:ref/logs") { request, context in

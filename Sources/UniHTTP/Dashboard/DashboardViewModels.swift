@@ -90,6 +90,12 @@ public struct DashboardVMDetail: Codable, Sendable, Hashable {
     public var vm: VM
     /// The VM's health probe's verdict (`none` without a health check).
     public var health: String
+
+    /// The detail of `vm` (already masked), its health taken from the record.
+    init(vm: VM) {
+        self.vm = vm
+        health = vm.health.rawValue
+    }
 }
 
 /// `GET /ui/api/vm/{id}/logs`: the console's last lines.

@@ -291,7 +291,7 @@ extension VMManager {
             LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")",
         ])
         record(.restart, vm, ["attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)", "reason": vm.stopReason?.rawValue ?? ""])
-        jobContinuation.yield(.restart(RestartRequest(id: vm.id, token: nextRestartToken, attempt: attempt, delay: delay)))
+        jobContinuation.yield(.restart(RestartRequest(id: vm.id, token: nextRestartToken, delay: delay)))
     }
 
     /// Waits out a restart's delay, then starts the VM unless someone

@@ -69,7 +69,6 @@ public actor VMManager: Service {
     struct RestartRequest: Sendable {
         let id: VMID
         let token: UInt64
-        let attempt: Int
         let delay: Duration
     }
 
