@@ -66,6 +66,7 @@ struct Run: UniSubcommand {
     @Option(parsing: .unconditional, help: "One health probe's limit (default 3s).") var healthTimeout: String?
     @Option(parsing: .unconditional, help: "Failed probes in a row that make the VM unhealthy (default 3).") var healthRetries: String?
     @Option(parsing: .unconditional, help: "After a start, failed probes do not count for this long (default 0s).") var healthStartPeriod: String?
+    @OptionGroup var limits: ResourceOptions
 
     func run() throws {
         let memory = try ByteSize(parsing: memory, name: "memory")
@@ -73,7 +74,8 @@ struct Run: UniSubcommand {
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm,
-            restartPolicy: RestartPolicy.parse(restart), healthCheck: healthCheckSettings()
+            restartPolicy: RestartPolicy.parse(restart), healthCheck: healthCheckSettings(),
+            quota: limits.quota(), diskThrottle: limits.diskThrottle()
         ).validated()
         let client = global.client
         guard attach else {
@@ -113,6 +115,28 @@ struct Run: UniSubcommand {
             throw UniError.invalid("invalid cpus '\(text)': must be a whole number from 1 to \(VMConfig.maximumCPUs)")
         }
         return value
+    }
+}
+
+/// The limit flags of `uni run` and `uni update`.
+struct ResourceOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "CPU weight against other VMs, 1-10000 (default 100).") var cpuShares: String?
+    @Option(parsing: .unconditional, help: "Memory ceiling of the VM's QEMU process, e.g. 512M; at least --memory (0 in update: none).") var memoryMax: String?
+    @Option(parsing: .unconditional, help: "Boot disk read+write operations per second (0: no limit; disk images only).") var diskIops: String?
+    @Option(parsing: .unconditional, help: "Boot disk bytes per second, e.g. 10M (0: no limit; disk images only).") var diskBps: String?
+
+    func quota() throws -> ResourceQuota {
+        try ResourceQuota(cpuShares: cpuShares.map(ResourceQuota.parseCPUShares), memoryMax: memoryMax.map { try ByteSize(parsing: $0, name: "--memory-max") })
+    }
+
+    func diskThrottle() throws -> DiskThrottle {
+        try DiskThrottle(iops: diskIops.map(DiskThrottle.parseIOPS) ?? 0, bytesPerSecond: diskBps.map(DiskThrottle.parseBytesPerSecond) ?? 0)
+    }
+
+    func update() throws -> ResourceUpdate {
+        try ResourceUpdate(cpuShares: cpuShares.map(ResourceQuota.parseCPUShares),
+                           memoryMax: memoryMax.map { try ByteSize(parsing: $0, name: "--memory-max") },
+                           diskIOPS: diskIops.map(DiskThrottle.parseIOPS), diskBytesPerSecond: diskBps.map(DiskThrottle.parseBytesPerSecond))
     }
 }
 

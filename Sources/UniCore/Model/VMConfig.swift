@@ -29,6 +29,10 @@ public struct VMConfig: Codable, Sendable, Hashable {
     public var restartPolicy: RestartPolicy
     /// The probe of a guest service (`--health-check`); `nil`: none.
     public var healthCheck: HealthCheck?
+    /// The VM's CPU weight and memory ceiling, held by its cgroup (`--cpu-shares`, `--memory-max`).
+    public var quota: ResourceQuota
+    /// Limits on the boot disk's I/O (`--disk-iops`, `--disk-bps`); disk images only.
+    public var diskThrottle: DiskThrottle
 
     /// The default guest memory, 256 MiB.
     public static let defaultMemory = ByteSize.mebibytes(256)
@@ -48,7 +52,9 @@ public struct VMConfig: Codable, Sendable, Hashable {
         kernelCommandLine: String? = nil,
         autoRemove: Bool = false,
         restartPolicy: RestartPolicy = .never,
-        healthCheck: HealthCheck? = nil
+        healthCheck: HealthCheck? = nil,
+        quota: ResourceQuota = ResourceQuota(),
+        diskThrottle: DiskThrottle = .unlimited
     ) {
         self.name = name
         self.image = image
@@ -60,6 +66,8 @@ public struct VMConfig: Codable, Sendable, Hashable {
         self.autoRemove = autoRemove
         self.restartPolicy = restartPolicy
         self.healthCheck = healthCheck
+        self.quota = quota
+        self.diskThrottle = diskThrottle
     }
 
     /// The longest kernel command line accepted, in bytes: x86 Linux's
@@ -100,7 +108,22 @@ public struct VMConfig: Codable, Sendable, Hashable {
                 throw UniError.invalid("invalid health check '\(healthCheck.kind.rawValue):\(healthCheck.guestPort)': guest port \(healthCheck.guestPort) is not published over tcp; add -p HOST:\(healthCheck.guestPort)")
             }
         }
+        try quota.validate(guestMemory: memory)
+        try diskThrottle.validate()
         return config
+    }
+
+    /// Checks that the settings fit an image of `kind`: a disk image boots
+    /// its own kernel (no command line), and a kernel image has no boot disk
+    /// to throttle.
+    /// - Throws: ``UniError`` (`invalidArgument`) naming the image and the flags.
+    public func validate(for kind: ImageKind) throws {
+        if kind == .disk, let kernelCommandLine, !kernelCommandLine.isEmpty {
+            throw UniError.invalid("--cmdline applies to kernel images only; '\(image)' is a disk image")
+        }
+        if kind == .kernel, !diskThrottle.isUnlimited {
+            throw UniError.invalid("invalid disk throttle for '\(image)': it is a kernel image, which has no boot disk; --disk-iops and --disk-bps apply to disk images only")
+        }
     }
 
     /// Checks an image path: absolute (a relative path would be resolved
@@ -151,6 +174,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case name, image, memory = "memory_bytes", cpus, ports, environment = "env"
         case kernelCommandLine = "cmdline", autoRemove = "auto_remove", restartPolicy = "restart", healthCheck = "health_check"
+        case quota, diskThrottle = "disk_throttle"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -166,5 +190,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
         autoRemove = try c.decodeIfPresent(Bool.self, forKey: .autoRemove) ?? false
         restartPolicy = try c.decodeIfPresent(RestartPolicy.self, forKey: .restartPolicy) ?? .never
         healthCheck = try c.decodeIfPresent(HealthCheck.self, forKey: .healthCheck)
+        quota = try c.decodeIfPresent(ResourceQuota.self, forKey: .quota) ?? ResourceQuota()
+        diskThrottle = try c.decodeIfPresent(DiskThrottle.self, forKey: .diskThrottle) ?? .unlimited
     }
 }

@@ -64,9 +64,7 @@ extension VMManager {
         let config = try config.validated()
         // Off the actor: a slow or blocking file must not stall the other requests.
         let kind = try await ImageInspector.inspect(config.image)
-        if kind == .disk, let cmdline = config.kernelCommandLine, !cmdline.isEmpty {
-            throw UniError.invalid("--cmdline applies to kernel images only; '\(config.image)' is a disk image")
-        }
+        try config.validate(for: kind)
         var id = VMID.random()
         while table.contains(id) || gates.isHeld(id) { id = VMID.random() }
         let name = config.name ?? "vm-" + id.rawValue.prefix(6)

@@ -40,6 +40,8 @@ public struct QEMUCommandLine: Sendable {
     public static let environmentFirmwareName = "opt/uni/env"
     /// The `-drive` id of a disk image VM's boot disk (QMP's `device` in `query-blockstats`).
     public static let bootDriveID = "disk0"
+    /// The qdev id of the boot disk's device: QMP `block_set_io_throttle` names it.
+    public static let bootDeviceID = "bootdisk"
     /// The I/O port of the `isa-debug-exit` device: a guest that writes N there
     /// makes QEMU exit with status 2N+1, recorded as exit code N.
     public static let debugExitPort = 0xf4
@@ -76,13 +78,23 @@ public struct QEMUCommandLine: Sendable {
         case .disk:
             // snapshot=on: the image stays pristine, like a container image;
             // guest writes go to a temporary overlay dropped at exit.
-            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=\(QEMUCommandLine.bootDriveID),snapshot=on",
-                     "-device", "ide-hd,drive=\(QEMUCommandLine.bootDriveID),id=bootdisk,bootindex=0"]
+            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=\(QEMUCommandLine.bootDriveID),snapshot=on"
+                        + QEMUCommandLine.throttleOptions(config.diskThrottle),
+                     "-device", "ide-hd,drive=\(QEMUCommandLine.bootDriveID),id=\(QEMUCommandLine.bootDeviceID),bootindex=0"]
         }
         if !config.environment.isEmpty {
             args += ["-fw_cfg", "name=\(QEMUCommandLine.environmentFirmwareName),file=\(QEMUCommandLine.escape(environmentFilePath))"]
         }
         return args
+    }
+
+    /// `,throttling.iops-total=N,throttling.bps-total=N` for the limits that
+    /// are set (0 is QEMU's "no limit" too, left out to keep the line short).
+    static func throttleOptions(_ throttle: DiskThrottle) -> String {
+        var options = ""
+        if throttle.iops > 0 { options += ",throttling.iops-total=\(throttle.iops)" }
+        if throttle.bytesPerSecond > 0 { options += ",throttling.bps-total=\(throttle.bytesPerSecond)" }
+        return options
     }
 
     /// The bytes of each packet the network dumps keep: the fewest QEMU
