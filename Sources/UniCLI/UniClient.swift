@@ -73,6 +73,11 @@ public struct UniClient: Sendable {
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
 
+    /// `POST /v1/vms/{ref}/update`: new limits, live and for the next start.
+    public func update(_ reference: String, _ update: ResourceUpdate) throws -> VM {
+        try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update))
+    }
+
     /// `GET /v1/vms/{ref}/stats`: the current sample and the recent ones.
     public func stats(_ reference: String) throws -> VMStatsHistory { try call("GET", try path(reference, "stats")) }
 
@@ -266,6 +271,8 @@ extension UniClient {
     public func stop(_ reference: String, timeout: Duration? = nil) async throws -> VM { try await offThread { try $0.stop(reference, timeout: timeout) } }
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) async throws -> VM { try await offThread { try $0.kill(reference) } }
+    /// `POST /v1/vms/{ref}/update`.
+    public func update(_ reference: String, _ update: ResourceUpdate) async throws -> VM { try await offThread { try $0.update(reference, update) } }
 
     /// `GET /v1/vms/{ref}/stats`, off the calling thread.
     public func stats(_ reference: String) async throws -> VMStatsHistory { try await offThread { try $0.stats(reference) } }

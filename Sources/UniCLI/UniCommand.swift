@@ -23,7 +23,7 @@ public struct UniCommand: ParsableCommand {
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Remove.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Update.self, Remove.self, Info.self]
     )
 }
 
@@ -229,6 +229,23 @@ struct Start: UniSubcommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
     func run() throws { try forEach(vms) { print(try global.client.start($0).name) } }
+}
+
+struct Update: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Change VMs' CPU weight, memory ceiling and disk limits, live and for their next start.",
+        discussion: "A running VM takes the new limits at once; a stopped one at its next start. 0 removes a memory or disk limit."
+    )
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var limits: ResourceOptions
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func run() throws {
+        let update = try limits.update()
+        guard !update.isEmpty else {
+            throw UniError.invalid("nothing to update: give --cpu-shares, --memory-max, --disk-iops or --disk-bps")
+        }
+        try forEach(vms) { print(try global.client.update($0, update).name) }
+    }
 }
 
 struct Stop: UniSubcommand {

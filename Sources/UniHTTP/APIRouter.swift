@@ -70,6 +70,17 @@ public enum APIRouter {
             try json(await manager.kill(try reference(context)))
         }
 
+        v1.post("vms/:ref/update") { request, context in
+            let body = try await collectBody(request)
+            let update: ResourceUpdate
+            do {
+                update = try JSONCoding.makeDecoder().decode(ResourceUpdate.self, from: Data(buffer: body))
+            } catch {
+                throw UniError.invalid("invalid update body: \(JSONCoding.describe(error))")
+            }
+            return try json(await manager.update(try reference(context), update))
+        }
+
         v1.post("vms/:ref/wait") { _, context in
             try json(await manager.wait(try reference(context)))
         }

@@ -99,6 +99,9 @@ public final class ScriptedInstance: HypervisorInstance {
     private let powerdownHangs: Bool
     private let exitValue = OneShot<VMExit>()
     private let powerdowns = Mutex(0)
+    private let throttles = Mutex<[DiskThrottle]>([])
+    private let throttleHolds = Mutex<[SuspensionPoint]>([])
+    private let throttleError = Mutex<UniError?>(nil)
 
     /// A "process" with `pid` that exits on powerdown when `honorsPowerdown`.
     /// With `powerdownHangs`, a powerdown request returns only once the process has ended.
@@ -130,6 +133,27 @@ public final class ScriptedInstance: HypervisorInstance {
     }
 
     public func forceStop() { crash(signal: 9) }
+
+    /// The disk limits set on the running "process", in order.
+    public var diskThrottles: [DiskThrottle] { throttles.withLock { $0 } }
+
+    /// Holds the next ``setDiskThrottle(_:)`` (before it takes effect) until
+    /// the returned point is released.
+    public func suspendNextThrottle() -> SuspensionPoint {
+        let point = SuspensionPoint()
+        throttleHolds.withLock { $0.append(point) }
+        return point
+    }
+
+    /// Makes every later ``setDiskThrottle(_:)`` throw `error` (`nil`: succeed again).
+    public func refuseDiskThrottles(_ error: UniError?) { throttleError.withLock { $0 = error } }
+
+    public func setDiskThrottle(_ throttle: DiskThrottle) async throws {
+        let hold = throttleHolds.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        await hold?.suspend()
+        if let error = throttleError.withLock({ $0 }) { throw error }
+        throttles.withLock { $0.append(throttle) }
+    }
 
     public func waitForExit() async -> VMExit { await exitValue.wait() }
 

@@ -3,7 +3,7 @@
 # source with the host toolchain (gcc, binutils), and the Linux guest from
 # Debian packages (linux/build.sh, downloads on its first run).
 # Usage: Tests/Guests/build.sh OUTDIR [native|linux|all]
-#   native (the default) -> OUTDIR/uni-test-kernel.elf, OUTDIR/boot.img
+#   native (the default) -> OUTDIR/uni-test-kernel.elf, OUTDIR/boot.img, OUTDIR/diskloop.img
 #   linux                -> OUTDIR/linux.img
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +19,9 @@ if [ "$which" = all ] || [ "$which" = native ]; then
   gcc -m32 -c "$here/bootsector/boot.S" -o "$out/boot.o"
   ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$out/boot.img.tmp" "$out/boot.o"
   mv "$out/boot.img.tmp" "$out/boot.img"
+  gcc -m32 -c "$here/bootsector/diskloop.S" -o "$out/diskloop.o"
+  ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$out/diskloop.img.tmp" "$out/diskloop.o"
+  mv "$out/diskloop.img.tmp" "$out/diskloop.img"
   rm -f "$out"/*.o
 fi
 if [ "$which" = all ] || [ "$which" = linux ]; then

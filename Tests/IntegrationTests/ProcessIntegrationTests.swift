@@ -24,6 +24,14 @@ struct ProcessIntegrationTests {
             (["run", "/nonexistent/kernel"], "image '/nonexistent/kernel' does not exist"),
             (["stop", "web", "--timeout", "soon"], "invalid --timeout 'soon'"),
             (["frobnicate"], "frobnicate"),
+            (["run", "/bin/true", "--cpu-shares", "0"], "invalid --cpu-shares '0': use a whole number from 1 to 10000"),
+            (["run", "/bin/true", "--cpu-shares", "10001"], "invalid --cpu-shares '10001'"),
+            (["run", "/bin/true", "--memory-max", "1Q"], "invalid --memory-max '1Q'"),
+            (["run", "/bin/true", "--memory", "256M", "--memory-max", "128M"], "invalid memory max '128M': it must be at least the VM's memory (256M)"),
+            (["run", "/bin/true", "--disk-iops", "-1"], "invalid --disk-iops '-1': use a whole number from 0 (no limit)"),
+            (["run", "/bin/true", "--disk-bps", "10X"], "invalid --disk-bps '10X'"),
+            (["update", "web"], "nothing to update: give --cpu-shares, --memory-max, --disk-iops or --disk-bps"),
+            (["update", "web", "--cpu-shares", "-3"], "invalid --cpu-shares '-3'"),
         ]
         for (arguments, needle) in cases {
             let result = try Host.runProduct("uni", ["--data-dir", dir.path] + arguments)
@@ -82,7 +90,7 @@ struct ProcessIntegrationTests {
         let kernel = try Host.kernel()
         let dir = try TemporaryDirectory(prefix: "uni-it")
         defer { dir.remove() }
-        let unid = try startDaemon(dataDir: dir.path)
+        let unid = try Host.startDaemon(dataDir: dir.path)
         defer { unid.send(SIGKILL) }
         #expect(await Host.eventually { FileManager.default.fileExists(atPath: dir.path + "/unid.sock") })
 
@@ -121,7 +129,7 @@ struct ProcessIntegrationTests {
         #expect(unreachable.status == 1)
         #expect(unreachable.stderr.contains("cannot reach unid"), "\(unreachable.stderr)")
 
-        let next = try startDaemon(dataDir: dir.path)
+        let next = try Host.startDaemon(dataDir: dir.path)
         defer { next.send(SIGKILL) }
         #expect(await Host.eventually { Host.qemuProcesses(under: dir.path).isEmpty })
         #expect(await Host.eventually { (try? Host.runProduct("uni", ["--data-dir", dir.path, "inspect", "orphan"]).status) == 0 })
@@ -213,7 +221,7 @@ struct ProcessIntegrationTests {
         func inspect(_ name: String) -> VM? {
             (try? uni(["inspect", name])).flatMap { try? JSONCoding.makeDecoder().decode(VM.self, from: Data($0.stdout.utf8)) }
         }
-        let first = try startDaemon(dataDir: dir.path)
+        let first = try Host.startDaemon(dataDir: dir.path)
         defer { first.send(SIGKILL) }
         #expect(await Host.eventually { FileManager.default.fileExists(atPath: dir.path + "/unid.sock") })
         #expect(try uni(["run", "--name", "svc", "--restart", "always", kernel]).status == 0)
@@ -221,7 +229,7 @@ struct ProcessIntegrationTests {
         first.send(SIGKILL)
         _ = await first.waitForTermination()
 
-        let second = try startDaemon(dataDir: dir.path)
+        let second = try Host.startDaemon(dataDir: dir.path)
         defer { second.send(SIGKILL) }
         #expect(await Host.eventually { inspect("svc")?.state == .running && inspect("svc")?.restartCount == 1 })
         let plain = try #require(inspect("plain"))
@@ -233,7 +241,7 @@ struct ProcessIntegrationTests {
         #expect(inspect("svc") == nil, "no daemon")
 
         // A graceful shutdown stopped it as daemon_shutdown: the third daemon brings it back too.
-        let third = try startDaemon(dataDir: dir.path)
+        let third = try Host.startDaemon(dataDir: dir.path)
         defer { third.send(SIGKILL) }
         #expect(await Host.eventually { inspect("svc")?.state == .running && inspect("svc")?.restartCount == 2 })
         #expect(inspect("svc")?.exits.map(\.reason) == [.daemonRecovered, .daemonShutdown])
@@ -261,11 +269,5 @@ struct ProcessIntegrationTests {
         third.send(SIGTERM)
         #expect(await third.waitForTermination() == .exited(0))
         #expect(Host.qemuProcesses(under: dir.path).isEmpty)
-    }
-
-    /// Starts `unid` in its own process group (a SIGKILL reaches only it, not its QEMUs).
-    func startDaemon(dataDir: String) throws -> ChildProcess {
-        try ChildProcess(executable: Host.binDirectory + "/unid",
-                         arguments: ["--data-dir", dataDir, "--accel", "tcg", "--stop-timeout", "2s", "--log-level", "warning"]) { _ in }
     }
 }

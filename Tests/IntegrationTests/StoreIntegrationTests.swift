@@ -11,8 +11,7 @@ import UniKitTesting
 struct StoreIntegrationTests {
     /// Starts `unid` on `dataDir` with `--vm-store store` and waits until `uni` reaches it.
     func startDaemon(dataDir: String, store: String) async throws -> ChildProcess {
-        let unid = try ChildProcess(executable: Host.binDirectory + "/unid",
-                                    arguments: ["--data-dir", dataDir, "--accel", "tcg", "--stop-timeout", "2s", "--log-level", "warning", "--vm-store", store]) { _ in }
+        let unid = try Host.startDaemon(dataDir: dataDir, arguments: ["--vm-store", store])
         // A socket file can outlive the previous daemon: wait for an answer.
         let answered = await Host.eventually { (try? Host.runProduct("uni", ["--data-dir", dataDir, "ps"]).status) == 0 }
         #expect(answered, "unid --vm-store \(store) did not answer: \(unid.standardError)")

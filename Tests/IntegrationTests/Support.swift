@@ -7,7 +7,7 @@ import Testing
 import Tracing
 import UniCLI
 import UniHTTP
-import UniKit
+@testable import UniKit
 import UniKitTesting
 
 /// What the integration tests need from the host: QEMU, the guests built
@@ -57,6 +57,15 @@ enum Host {
 
     static func kernel() throws -> String { try guests.get().kernel }
     static func disk() throws -> String { try guests.get().disk }
+    /// The boot sector that reads its disk in a loop (`Tests/Guests/bootsector/diskloop.S`).
+    static func diskLoop() throws -> String { (try disk() as NSString).deletingLastPathComponent + "/diskloop.img" }
+
+    /// Starts the built `unid` on `dataDir` (TCG, 2 s stop timeout) in its
+    /// own process group: a SIGKILL reaches only it, not its QEMUs.
+    static func startDaemon(dataDir: String, arguments: [String] = []) throws -> ChildProcess {
+        try ChildProcess(executable: binDirectory + "/unid",
+                         arguments: ["--data-dir", dataDir, "--accel", "tcg", "--stop-timeout", "2s", "--log-level", "warning"] + arguments) { _ in }
+    }
 
     /// QEMU processes whose command line mentions `directory`.
     static func qemuProcesses(under directory: String) -> [Int32] {

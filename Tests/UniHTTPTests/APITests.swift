@@ -183,6 +183,36 @@ struct APITests {
         }
     }
 
+    @Test("update: the typed client changes a VM's limits; bad bodies and values are 400 naming the field or value")
+    func update() async throws {
+        try await APIHarness().run { harness in
+            _ = try await harness.client.create(VMConfig(name: "web", image: harness.image, memory: .mebibytes(64)))
+            let updated = try await harness.client.update("web", ResourceUpdate(cpuShares: 250, memoryMax: .mebibytes(256)))
+            #expect(updated.config.quota == ResourceQuota(cpuShares: 250, memoryMax: .mebibytes(256)))
+            #expect(try await harness.client.inspect("web").config.quota.cpuShares == 250)
+            let cases = [
+                (#"{"cpu_shares":0}"#, "invalid cpu shares '0': use a whole number from 1 to 10000 (default 100)"),
+                (#"{"cpu_shares":"x"}"#, "invalid update body: field 'cpu_shares' must be a whole number"),
+                (#"{"memory_max_bytes":1048576}"#, "invalid memory max '1M': it must be at least the VM's memory (64M); QEMU needs some more of its own"),
+                (#"{"disk_iops":5}"#, "invalid disk throttle for '\(harness.image)': it is a kernel image, which has no boot disk; --disk-iops and --disk-bps apply to disk images only"),
+                (#"{"disk_iops":-1}"#, "invalid update body: field 'disk_iops': -1 is out of range (0-1000000000000000)"),
+                (#"{}"#, "nothing to update: give at least one of cpu_shares, memory_max_bytes, disk_iops, disk_bps (uni update: --cpu-shares, --memory-max, --disk-iops, --disk-bps)"),
+            ]
+            for (json, message) in cases {
+                let answer = try await harness.raw(.POST, "/v1/vms/web/update", body: json)
+                #expect(answer.status == 400, "\(json): \(answer.body)")
+                let body = try JSONDecoder().decode(APIErrorBody.self, from: Data(answer.body.utf8))
+                #expect(body.error == message)
+            }
+            let missing = try await harness.raw(.POST, "/v1/vms/nope/update", body: #"{"cpu_shares":5}"#)
+            #expect(missing.status == 404)
+            let create = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","quota":{"cpu_shares":10001}}"#)
+            #expect(create.status == 400)
+            #expect(create.body.contains("invalid cpu shares '10001'"))
+            #expect(try await harness.client.inspect("web").config.quota == ResourceQuota(cpuShares: 250, memoryMax: .mebibytes(256)))
+        }
+    }
+
     @Test("an empty vm reference is refused by the client and by the API")
     func emptyReference() async throws {
         try await APIHarness().run { harness in

@@ -62,6 +62,28 @@ struct QEMUCommandLineTests {
         #expect(!args.contains("-kernel"))
     }
 
+    @Test("disk limits become the boot drive's throttling options; 0 leaves each out")
+    func diskThrottle() {
+        func drive(_ throttle: DiskThrottle) -> String? {
+            let args = QEMUCommandLine(vm: vm(.disk, config: VMConfig(image: "/img/d.img", diskThrottle: throttle)), directory: "/d", accelerator: .tcg).arguments
+            return args.first { $0.hasPrefix("file=") }
+        }
+        #expect(drive(DiskThrottle(iops: 50)) == "file=/img/d.img,format=raw,if=none,id=disk0,snapshot=on,throttling.iops-total=50")
+        #expect(drive(DiskThrottle(iops: 50, bytesPerSecond: 10 << 20))?.hasSuffix(",throttling.iops-total=50,throttling.bps-total=10485760") == true)
+        #expect(drive(DiskThrottle(bytesPerSecond: 4096))?.hasSuffix("snapshot=on,throttling.bps-total=4096") == true)
+        #expect(drive(.unlimited)?.hasSuffix("snapshot=on") == true)
+    }
+
+    @Test("block_set_io_throttle gets all six limits as integers, on the guest device's id")
+    func throttleArguments() throws {
+        let arguments = QEMUInstance.throttleArguments(DiskThrottle(iops: 20, bytesPerSecond: DiskThrottle.maximumValue))
+        let json = String(decoding: try JSONEncoder().encode(JSONValue.object(arguments)), as: UTF8.self)
+        for part in [#""id":"bootdisk""#, #""iops":20"#, #""bps":1000000000000000"#, #""bps_rd":0"#, #""bps_wr":0"#, #""iops_rd":0"#, #""iops_wr":0"#] {
+            #expect(json.contains(part), "\(json)")
+        }
+        #expect(String(decoding: try JSONEncoder().encode(JSONValue.number(1.5)), as: UTF8.self) == "1.5")
+    }
+
     @Test("-kernel and -append take plain values: their commas reach QEMU as given")
     func plainKernelValues() {
         // QEMU 7.2 stores both verbatim (vl.c: qdict_put_str(machine_opts_dict, "kernel", optarg));

@@ -169,7 +169,7 @@ public struct ResourceUpdate: Codable, Sendable, Hashable {
     /// - Throws: ``UniError`` (`invalidArgument`) naming the bad value.
     public func applied(to config: VMConfig) throws -> VMConfig {
         guard !isEmpty else {
-            throw UniError.invalid("nothing to update: give --cpu-shares, --memory-max, --disk-iops or --disk-bps")
+            throw UniError.invalid("nothing to update: give at least one of cpu_shares, memory_max_bytes, disk_iops, disk_bps (uni update: --cpu-shares, --memory-max, --disk-iops, --disk-bps)")
         }
         var config = config
         if let cpuShares { config.quota.cpuShares = cpuShares }

@@ -20,6 +20,10 @@ public struct VMEvent: Codable, Sendable, Hashable {
         case restart
         /// Its restart policy stopped restarting it: `policy`.
         case restartGaveUp = "restart_gave_up"
+        /// Its limits changed (`uni update`): the new `cpu_shares`,
+        /// `memory_max_bytes`, `disk_iops`, `disk_bps` given, and `live`
+        /// (whether the running VM took them at once).
+        case update
     }
 
     /// Increases by one per event, across daemon restarts.

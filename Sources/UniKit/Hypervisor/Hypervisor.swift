@@ -74,11 +74,21 @@ public protocol HypervisorInstance: AnyObject, Sendable {
     /// measure is `nil`. Called by the stats sampler every few seconds: it
     /// must not block, and never waits on the manager.
     func ioCounters() async -> VMIOCounters
+    /// Changes the boot disk's I/O limits while the VM runs (`uni update`).
+    /// - Throws: ``UniError``: `invalidArgument` when the VM has no boot
+    ///   disk, `hypervisorFailed` when the backend refuses, `unavailable`
+    ///   when it cannot throttle at all.
+    func setDiskThrottle(_ throttle: DiskThrottle) async throws
 }
 
 extension HypervisorInstance {
     /// A backend without I/O counters measures none.
     public func ioCounters() async -> VMIOCounters { .unavailable }
+
+    /// A backend without disk throttling refuses to change it.
+    public func setDiskThrottle(_ throttle: DiskThrottle) async throws {
+        throw UniError(.unavailable, "this hypervisor cannot change disk limits of a running VM")
+    }
 }
 
 /// How a VM process ended.

@@ -104,5 +104,5 @@ public enum SpanNames {
 
 /// The lifecycle operations that are counted and traced.
 public enum LifecycleOperation: String, Sendable, CaseIterable {
-    case create, start, stop, kill, remove
+    case create, start, stop, kill, remove, update
 }

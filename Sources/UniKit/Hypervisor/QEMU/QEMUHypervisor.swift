@@ -70,7 +70,7 @@ public struct QEMUHypervisor: Hypervisor {
         // Read by orphan recovery when a daemon dies before recording the
         // pid; not fsynced: it matters only while this boot's QEMU lives.
         try? FileVMStore.writeAtomically(Data("\(process.pid)\n".utf8), to: VMDirectory(path: request.directory).pidFilePath, sync: false)
-        let instance = QEMUInstance(process: process, qmp: QMPClient(socketPath: commandLine.qmpSocketPath),
+        let instance = QEMUInstance(process: process, qmp: QMPChannel(client: QMPClient(socketPath: commandLine.qmpSocketPath)),
                                     network: network, hasDisk: request.vm.imageKind == .disk)
         do {
             try await waitUntilRunning(instance, confirmation: request.confirmation, console: console)
@@ -138,7 +138,8 @@ extension ChildProcess.Termination: CustomStringConvertible {
 /// One QEMU process.
 final class QEMUInstance: HypervisorInstance {
     let process: ChildProcess
-    let qmp: QMPClient
+    /// Every QMP command of this VM goes through it, one at a time.
+    let qmp: QMPChannel
     /// The network byte counter, when the command line dumps the traffic.
     let network: NetworkCounter?
     /// Whether the VM has a boot disk (`disk0`) to read block stats of.
@@ -148,7 +149,7 @@ final class QEMUInstance: HypervisorInstance {
     /// a time (a stop or start in progress holds it).
     static let statsTimeout = Duration.seconds(2)
 
-    init(process: ChildProcess, qmp: QMPClient, network: NetworkCounter? = nil, hasDisk: Bool = false) {
+    init(process: ChildProcess, qmp: QMPChannel, network: NetworkCounter? = nil, hasDisk: Bool = false) {
         self.process = process
         self.qmp = qmp
         self.network = network
@@ -168,6 +169,24 @@ final class QEMUInstance: HypervisorInstance {
 
     func forceStop() {
         process.send(SIGKILL)
+    }
+
+    /// Sets the boot disk's limits through QMP `block_set_io_throttle` on
+    /// the guest device (`bootdisk`); every other limit is set to 0 (none).
+    func setDiskThrottle(_ throttle: DiskThrottle) async throws {
+        guard hasDisk else {
+            throw UniError.invalid("the VM boots a kernel image and has no boot disk to throttle")
+        }
+        _ = try await qmp.execute("block_set_io_throttle", arguments: QEMUInstance.throttleArguments(throttle))
+    }
+
+    /// The arguments of `block_set_io_throttle`: QEMU wants all six limits.
+    static func throttleArguments(_ throttle: DiskThrottle) -> [String: JSONValue] {
+        var arguments: [String: JSONValue] = ["id": .string(QEMUCommandLine.bootDeviceID)]
+        for name in ["bps_rd", "bps_wr", "iops_rd", "iops_wr"] { arguments[name] = .number(0) }
+        arguments["bps"] = .number(Double(throttle.bytesPerSecond))
+        arguments["iops"] = .number(Double(throttle.iops))
+        return arguments
     }
 
     func waitForExit() async -> VMExit {

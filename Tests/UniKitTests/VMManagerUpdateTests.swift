@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import UniKit
+import UniKitTesting
+
+/// `uni update` in the manager: live on a running VM, kept for the next
+/// start, refused whole when a value or the hypervisor says no.
+@Suite("VMManager.update (scripted hypervisor)")
+struct VMManagerUpdateTests {
+    typealias Harness = VMManagerTests.Harness
+
+    @Test("a running disk VM takes new disk limits live; the record and the store keep them; an update event says so")
+    func liveDiskUpdate() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(VMConfig(name: "d", image: harness.diskImage, diskThrottle: DiskThrottle(iops: 50)))
+            let updated = try await manager.update("d", ResourceUpdate(cpuShares: 300, diskIOPS: 20, diskBytesPerSecond: 1 << 20))
+            #expect(updated.config.diskThrottle == DiskThrottle(iops: 20, bytesPerSecond: 1 << 20))
+            #expect(updated.config.quota.cpuShares == 300)
+            #expect(updated.state == .running)
+            let instance = try #require(harness.hypervisor.instance(for: vm.id))
+            #expect(instance.diskThrottles == [DiskThrottle(iops: 20, bytesPerSecond: 1 << 20)])
+            #expect(harness.store.record(vm.id)?.config.diskThrottle == DiskThrottle(iops: 20, bytesPerSecond: 1 << 20))
+            let event = try #require(manager.events.events(matching: VMEventFilter()).last)
+            #expect(event.kind == .update)
+            #expect(event.attributes == ["live": "true", "cpu_shares": "300", "disk_iops": "20", "disk_bps": "1048576"])
+            // Only the quota: the disk is not touched again.
+            _ = try await manager.update("d", ResourceUpdate(cpuShares: 400))
+            #expect(instance.diskThrottles.count == 1)
+        }
+    }
+
+    @Test("a stopped VM has only its record changed; disk limits on a kernel image and a ceiling below its memory are refused, the record untouched")
+    func recordOnlyAndRefusals() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            _ = try await manager.create(VMConfig(name: "d", image: harness.diskImage, memory: .mebibytes(64)))
+            let updated = try await manager.update("d", ResourceUpdate(memoryMax: .mebibytes(128), diskIOPS: 10))
+            #expect(updated.state == .created)
+            #expect(updated.config.quota.memoryMax == .mebibytes(128))
+            #expect(manager.events.events(matching: VMEventFilter()).last?.attributes["live"] == "false")
+            let low = await #expect(throws: UniError.self) { try await manager.update("d", ResourceUpdate(memoryMax: .mebibytes(32))) }
+            #expect(low?.code == .invalidArgument)
+
+            _ = try await manager.run(VMConfig(name: "k", image: harness.image))
+            let kernel = await #expect(throws: UniError.self) { try await manager.update("k", ResourceUpdate(diskIOPS: 10)) }
+            #expect(kernel?.code == .invalidArgument)
+            #expect(kernel?.message.contains("it is a kernel image, which has no boot disk") == true)
+            #expect(try await manager.inspect("k").config.diskThrottle == .unlimited)
+            let nothing = await #expect(throws: UniError.self) { try await manager.update("k", ResourceUpdate()) }
+            #expect(nothing?.message.hasPrefix("nothing to update") == true)
+        }
+    }
+
+    @Test("a running VM that refuses the change keeps its record as it was")
+    func hypervisorRefuses() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(VMConfig(name: "d", image: harness.diskImage, diskThrottle: DiskThrottle(iops: 50)))
+            let instance = try #require(harness.hypervisor.instance(for: vm.id))
+            instance.refuseDiskThrottles(UniError(.hypervisorFailed, "QMP block_set_io_throttle failed: no"))
+            let error = await #expect(throws: UniError.self) { try await manager.update("d", ResourceUpdate(diskIOPS: 5)) }
+            #expect(error?.code == .hypervisorFailed)
+            #expect(try await manager.inspect("d").config.diskThrottle == DiskThrottle(iops: 50))
+            #expect(harness.store.record(vm.id)?.config.diskThrottle == DiskThrottle(iops: 50))
+        }
+    }
+
+    @Test("update + rm -f of one VM at once: the update finishes in the gate, then the VM is removed; nothing comes back")
+    func updateThenRemove() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(VMConfig(name: "d", image: harness.diskImage))
+            let instance = try #require(harness.hypervisor.instance(for: vm.id))
+            let held = instance.suspendNextThrottle()
+            async let update = VMManagerRaceTests.outcome { try await manager.update("d", ResourceUpdate(diskIOPS: 5)) }
+            await held.waitUntilReached()
+            async let remove = VMManagerRaceTests.outcome { try await manager.remove("d", force: true) }
+            held.release()
+            let (updated, removed) = await (update, remove)
+            #expect((try? updated.get())?.config.diskThrottle.iops == 5)
+            #expect((try? removed.get()) != nil)
+            #expect(harness.store.vms.isEmpty)
+            #expect(await manager.list(all: true).isEmpty)
+            await VMManagerRaceTests.checkInvariants(harness, manager)
+        }
+    }
+
+    @Test("stop while an update waits on the hypervisor: the stop waits its turn; the VM ends stopped with the new limits")
+    func updateThenStop() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(VMConfig(name: "d", image: harness.diskImage))
+            let instance = try #require(harness.hypervisor.instance(for: vm.id))
+            let held = instance.suspendNextThrottle()
+            async let update = VMManagerRaceTests.outcome { try await manager.update("d", ResourceUpdate(diskBytesPerSecond: 4096)) }
+            await held.waitUntilReached()
+            async let stop = VMManagerRaceTests.outcome { try await manager.stop("d") }
+            held.release()
+            _ = await (update, stop)
+            let final = try await manager.inspect("d")
+            #expect(final.state == .stopped)
+            #expect(final.config.diskThrottle == DiskThrottle(bytesPerSecond: 4096))
+            await VMManagerRaceTests.checkInvariants(harness, manager)
+        }
+    }
+}
