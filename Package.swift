@@ -33,6 +33,8 @@ let package = Package(
         // The SQLite VM store (`unid --vm-store sqlite`); links the system
         // libsqlite3 (Debian: libsqlite3-dev, installed by scripts/setup.sh).
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // SHA-256 of image blobs (OCI digests).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // The model, errors and JSON coding: what the CLI shares with the
@@ -56,6 +58,9 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                // The OCI registry client (push, pull).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
         ),

@@ -34,6 +34,10 @@ public struct DataDirectory: Sendable, Hashable {
     public var databasePath: String { vmsDirectory + "/vms.db" }
     /// The VM event history (rotated to `events.jsonl.1`).
     public var eventsPath: String { root + "/events.jsonl" }
+    /// The local image store (`ImageStore`).
+    public var imagesDirectory: String { root + "/images" }
+    /// Registry credentials saved by `uni login`, mode 0600.
+    public var registryAuthPath: String { root + "/registry-auth.json" }
     /// The folder of one VM: its record and runtime files.
     public func vmDirectory(_ id: VMID) -> String { vmsDirectory + "/" + id.rawValue }
 

@@ -1,0 +1,392 @@
+import Crypto
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One tagged image of the local store: `uni images`' row.
+public struct StoredImage: Codable, Sendable, Hashable {
+    /// The name and tag it is stored under.
+    public var reference: ImageReference
+    /// The manifest's digest.
+    public var digest: String
+    /// When it was imported or pulled.
+    public var created: Date
+    /// The manifest, config and layers together, in bytes.
+    public var size: UInt64
+
+    /// A row.
+    public init(reference: ImageReference, digest: String, created: Date, size: UInt64) {
+        self.reference = reference
+        self.digest = digest
+        self.created = created
+        self.size = size
+    }
+}
+
+/// The content-addressed image store under `<data-dir>/images`:
+///
+/// ```
+/// images/blobs/sha256/<hex>   every manifest, config and layer, by digest
+/// images/index.json           [StoredImage]: name:tag -> manifest digest
+/// images/tmp/                 blobs being written (removed at open)
+/// ```
+///
+/// A blob is written to `tmp/`, hashed as it goes, fsynced, and renamed to
+/// its digest only when digest and size match, so an interrupted or
+/// tampered write leaves no blob; two writers of one blob both rename the
+/// same bytes. The index is rewritten whole (temp file, fsync, rename)
+/// under a lock, so concurrent tags never lose one another. Blobs that no
+/// tag references any more are removed by ``remove(_:)``, except those an
+/// operation in progress has pinned (``pin(_:)``).
+public final class ImageStore: Sendable {
+    /// `<data-dir>/images`.
+    public let root: String
+    private let lock = Mutex<Set<String>>([])  // pinned digests
+
+    /// Opens (and creates) the store at `root`, dropping partial writes left by a crash.
+    /// - Throws: ``UniError`` (`storeFailed`) when the folders cannot be made.
+    public init(root: String) throws {
+        self.root = root
+        for folder in [root, root + "/blobs", root + "/blobs/sha256", root + "/tmp"] {
+            if mkdir(folder, 0o700) != 0, errno != EEXIST {
+                throw UniError(.storeFailed, "cannot create image store folder '\(folder)': \(String(cString: strerror(errno)))")
+            }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? [] {
+            unlink(root + "/tmp/" + name)
+        }
+    }
+
+    var indexPath: String { root + "/index.json" }
+
+    /// The file of blob `digest` (it may not exist).
+    public func blobPath(_ digest: String) -> String {
+        root + "/blobs/sha256/" + digest.dropFirst("sha256:".count)
+    }
+
+    /// Whether the blob is stored with the descriptor's size.
+    public func hasBlob(_ descriptor: OCIDescriptor) -> Bool {
+        var status = stat()
+        return ImageReference.isDigest(descriptor.digest) && stat(blobPath(descriptor.digest), &status) == 0 && UInt64(status.st_size) == descriptor.size
+    }
+
+    // MARK: Writing blobs
+
+    /// Starts writing a blob whose digest and size are known (a pull): the
+    /// bytes are checked as they arrive and at ``BlobWriter/commit()``.
+    /// - Throws: ``UniError`` (`storeFailed`) when the temporary file cannot be made.
+    public func writer(expecting descriptor: OCIDescriptor) throws -> BlobWriter {
+        try descriptor.validate()
+        return try BlobWriter(store: self, expected: descriptor)
+    }
+
+    /// Starts writing a blob of unknown digest (an import).
+    public func writer(mediaType: String) throws -> BlobWriter {
+        try BlobWriter(store: self, expected: nil, mediaType: mediaType)
+    }
+
+    /// Stores `data` as a blob of `mediaType`.
+    /// - Returns: its descriptor.
+    public func put(_ data: Data, mediaType: String) throws -> OCIDescriptor {
+        let writer = try writer(mediaType: mediaType)
+        do {
+            try writer.write(data)
+            return try writer.commit()
+        } catch {
+            writer.cancel()
+            throw error
+        }
+    }
+
+    /// Copies the file at `path` into the store, hashing it on the way.
+    /// - Throws: ``UniError``: `invalidArgument` when it cannot be read
+    ///   (naming it), `storeFailed` when the store cannot be written.
+    public func importFile(_ path: String, mediaType: String) throws -> OCIDescriptor {
+        let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard source >= 0 else { throw UniError.invalid("cannot read '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(source) }
+        var status = stat()
+        guard fstat(source, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw UniError.invalid("'\(path)' is not a regular file")
+        }
+        let writer = try writer(mediaType: mediaType)
+        do {
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count >= 0 else { throw UniError.invalid("cannot read '\(path)': \(String(cString: strerror(errno)))") }
+                if count == 0 { break }
+                try buffer.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            }
+            return try writer.commit()
+        } catch {
+            writer.cancel()
+            throw error
+        }
+    }
+
+    /// The bytes of a small blob (a manifest or config), checked against its digest.
+    /// - Throws: ``UniError`` (`notFound`) when it is not stored, `storeFailed` when it does not match its digest.
+    public func read(_ digest: String) throws -> Data {
+        guard ImageReference.isDigest(digest) else { throw UniError.invalid("invalid digest '\(digest.escapingControlCharacters)'") }
+        guard let data = FileManager.default.contents(atPath: blobPath(digest)) else {
+            throw UniError(.notFound, "blob \(digest) is not in the image store")
+        }
+        guard ImageStore.digest(of: data) == digest else {
+            throw UniError(.storeFailed, "blob \(digest) in the image store does not match its digest: remove it (\(blobPath(digest))) and pull the image again")
+        }
+        return data
+    }
+
+    /// `sha256:<hex>` of `data`.
+    public static func digest(of data: some DataProtocol) -> String {
+        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Manifests and tags
+
+    /// Stores `manifest` (checked as a Uni image whose blobs are all here) and tags it `reference`.
+    /// - Returns: the index entry.
+    @discardableResult
+    public func tag(_ manifest: ImageManifest, as reference: ImageReference, created: Date = Date()) throws -> StoredImage {
+        try manifest.validateAsUniImage()
+        for blob in [manifest.config] + manifest.layers where !hasBlob(blob) {
+            throw UniError(.storeFailed, "blob \(blob.digest) (\(blob.mediaType)) of the manifest is not in the image store")
+        }
+        let data = try manifest.encoded()
+        let descriptor = try put(data, mediaType: UniMediaType.manifest)
+        return try tag(manifestDigest: descriptor.digest, as: reference, created: created)
+    }
+
+    /// Tags the stored manifest `manifestDigest` as `reference`, replacing the tag's earlier image.
+    @discardableResult
+    public func tag(manifestDigest: String, as reference: ImageReference, created: Date = Date()) throws -> StoredImage {
+        let manifest = try manifest(manifestDigest)
+        let size = try UInt64(read(manifestDigest).count) + manifest.config.size + manifest.layers.reduce(0) { $0 + $1.size }
+        let entry = StoredImage(reference: reference.withTag(reference.tag ?? ImageReference.defaultTag), digest: manifestDigest, created: created, size: size)
+        try updateIndex { entries in
+            entries.removeAll { $0.reference == entry.reference }
+            entries.append(entry)
+        }
+        return entry
+    }
+
+    /// The manifest stored under `digest`.
+    public func manifest(_ digest: String) throws -> ImageManifest {
+        let data = try read(digest)
+        do {
+            return try JSONDecoder().decode(ImageManifest.self, from: data)
+        } catch {
+            throw UniError(.storeFailed, "manifest \(digest) in the image store cannot be read: \(JSONCoding.describe(error))")
+        }
+    }
+
+    /// The config blob of `manifest`.
+    public func config(of manifest: ImageManifest) throws -> UniImageConfig {
+        let data = try read(manifest.config.digest)
+        do {
+            return try JSONCoding.makeDecoder().decode(UniImageConfig.self, from: data)
+        } catch {
+            throw UniError.invalid("the image config \(manifest.config.digest) cannot be read: \(JSONCoding.describe(error))")
+        }
+    }
+
+    /// Every tagged image, newest first.
+    public func images() throws -> [StoredImage] {
+        try readIndex().sorted { ($0.created, $0.reference.description) > ($1.created, $1.reference.description) }
+    }
+
+    /// The image `reference` names: by tag, or by digest (`name@sha256:...`,
+    /// or a bare digest prefix of at least 12 hex digits).
+    /// - Throws: ``UniError`` (`notFound`) naming the reference.
+    public func resolve(_ reference: ImageReference) throws -> StoredImage {
+        let entries = try readIndex()
+        if let digest = reference.digest {
+            if let entry = entries.first(where: { $0.digest == digest && $0.reference.name == reference.name }) { return entry }
+            throw UniError(.notFound, "no such image: \(reference)")
+        }
+        guard let entry = entries.first(where: { $0.reference == reference }) else {
+            throw UniError(.notFound, "no such image: \(reference)")
+        }
+        return entry
+    }
+
+    /// Removes the tag `reference`; blobs no other tag needs are deleted.
+    /// - Returns: the removed entry.
+    /// - Throws: ``UniError`` (`notFound`).
+    @discardableResult
+    public func remove(_ reference: ImageReference) throws -> StoredImage {
+        var removed: StoredImage?
+        try updateIndex { entries in
+            removed = entries.first { $0.reference == reference }
+            entries.removeAll { $0.reference == reference }
+        }
+        guard let removed else { throw UniError(.notFound, "no such image: \(reference)") }
+        collectGarbage()
+        return removed
+    }
+
+    /// Keeps `digests` from garbage collection until the returned pin is dropped
+    /// (a pull between writing blobs and tagging them, a running VM's files).
+    public func pin(_ digests: [String]) -> Pin {
+        lock.withLock { pinned in for digest in digests { pinned.insert(digest) } }
+        return Pin(store: self, digests: digests)
+    }
+
+    /// Releases a ``pin(_:)`` when dropped.
+    public final class Pin: Sendable {
+        let store: ImageStore
+        let digests: [String]
+        init(store: ImageStore, digests: [String]) {
+            self.store = store
+            self.digests = digests
+        }
+        deinit {
+            let digests = digests
+            store.lock.withLock { pinned in for digest in digests { pinned.remove(digest) } }
+        }
+    }
+
+    /// Deletes every blob that no tagged manifest references and nobody pinned.
+    func collectGarbage() {
+        guard let entries = try? readIndex() else { return }
+        var live = Set<String>()
+        for entry in entries {
+            live.insert(entry.digest)
+            if let manifest = try? manifest(entry.digest) {
+                live.insert(manifest.config.digest)
+                for layer in manifest.layers { live.insert(layer.digest) }
+            }
+        }
+        lock.withLock { pinned in
+            let folder = root + "/blobs/sha256"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where !live.contains("sha256:" + name) && !pinned.contains("sha256:" + name) {
+                unlink(folder + "/" + name)
+            }
+        }
+    }
+
+    // MARK: The index
+
+    private static let indexLock = Mutex(())
+
+    func readIndex() throws -> [StoredImage] {
+        guard let data = FileManager.default.contents(atPath: indexPath) else { return [] }
+        do {
+            return try JSONCoding.makeDecoder().decode([StoredImage].self, from: data)
+        } catch {
+            throw UniError(.storeFailed, "image index '\(indexPath)' cannot be read (\(JSONCoding.describe(error))): move it aside and import or pull the images again")
+        }
+    }
+
+    /// Read-modify-write of the index under an exclusive `flock` of
+    /// `index.lock` (other processes) and a mutex (other threads).
+    private func updateIndex(_ change: (inout [StoredImage]) throws -> Void) throws {
+        try ImageStore.indexLock.withLock { _ in
+            let lockFile = open(root + "/index.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard lockFile >= 0 else { throw UniError(.storeFailed, "cannot open '\(root)/index.lock': \(String(cString: strerror(errno)))") }
+            defer { close(lockFile) }
+            while flock(lockFile, LOCK_EX) != 0, errno == EINTR {}
+            var entries = try readIndex()
+            try change(&entries)
+            let data = try JSONCoding.makeEncoder(pretty: true).encode(entries)
+            try FileVMStore.writeAtomically(data, to: indexPath)
+        }
+    }
+}
+
+/// One blob on its way into the store: bytes are hashed as written and the
+/// file appears under its digest only at ``commit()``.
+public final class BlobWriter: @unchecked Sendable {
+    // Used by one task at a time (a pull's layer, an import).
+    private let store: ImageStore
+    private let expected: OCIDescriptor?
+    private let mediaType: String
+    private let temporaryPath: String
+    private var descriptor: Int32
+    private var hasher = SHA256()
+    /// Bytes written so far.
+    public private(set) var size: UInt64 = 0
+
+    init(store: ImageStore, expected: OCIDescriptor?, mediaType: String? = nil) throws {
+        self.store = store
+        self.expected = expected
+        self.mediaType = expected?.mediaType ?? mediaType ?? "application/octet-stream"
+        temporaryPath = store.root + "/tmp/" + UUID().uuidString
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw UniError(.storeFailed, "cannot write to the image store '\(store.root)': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { cancel() }
+
+    /// Appends `bytes`.
+    /// - Throws: ``UniError``: `storeFailed` (disk full, ...) or a size
+    ///   beyond the expected one (`invalidArgument`).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard descriptor >= 0 else { throw UniError(.storeFailed, "blob writer is closed") }
+        if let expected, size + UInt64(bytes.count) > expected.size {
+            throw UniError.invalid("blob \(expected.digest) is larger than the \(expected.size) bytes its descriptor says")
+        }
+        hasher.update(bufferPointer: bytes)
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else {
+                throw UniError(.storeFailed, "cannot write to the image store '\(store.root)': \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+        size += UInt64(bytes.count)
+    }
+
+    /// Appends `data`.
+    public func write(_ data: some DataProtocol) throws {
+        for region in data.regions { try region.withUnsafeBytes { try write($0) } }
+    }
+
+    /// Checks digest and size, syncs, and moves the blob into place.
+    /// - Returns: the blob's descriptor.
+    /// - Throws: ``UniError`` (`invalidArgument`) on a digest or size
+    ///   mismatch (nothing is stored), `storeFailed` when it cannot be synced or moved.
+    public func commit() throws -> OCIDescriptor {
+        let digest = "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        defer { cancel() }
+        if let expected {
+            guard size == expected.size else {
+                throw UniError.invalid("blob \(expected.digest) is truncated: \(size) of \(expected.size) bytes")
+            }
+            guard digest == expected.digest else {
+                throw UniError.invalid("blob digest mismatch: expected \(expected.digest), got \(digest); nothing was stored")
+            }
+        }
+        guard fsync(descriptor) == 0 else {
+            throw UniError(.storeFailed, "cannot sync the image store '\(store.root)': \(String(cString: strerror(errno)))")
+        }
+        close(descriptor)
+        descriptor = -1
+        guard rename(temporaryPath, store.blobPath(digest)) == 0 else {
+            throw UniError(.storeFailed, "cannot store blob \(digest): \(String(cString: strerror(errno)))")
+        }
+        let folder = open(store.root + "/blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if folder >= 0 {
+            fsync(folder)
+            close(folder)
+        }
+        return OCIDescriptor(mediaType: mediaType, digest: digest, size: size)
+    }
+
+    /// Drops the partial blob.
+    public func cancel() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        unlink(temporaryPath)
+    }
+}
