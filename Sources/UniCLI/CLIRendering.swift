@@ -14,10 +14,33 @@ public enum CLIRendering {
     public static func table(_ vms: [VM], now: Date = Date()) -> String {
         let header = ["ID", "NAME", "IMAGE", "STATE", "HEALTH", "UPTIME", "RESTARTS", "PORTS"]
         let rows = vms.map { vm in
-            [vm.id.rawValue, vm.name, vm.config.image.lastPathComponent, stateText(vm), vm.health == .none ? "-" : vm.health.rawValue,
+            [vm.id.rawValue, vm.name, vm.image == nil ? vm.config.image.lastPathComponent : vm.config.image, stateText(vm), vm.health == .none ? "-" : vm.health.rawValue,
              uptime(vm, now: now), "\(vm.restartCount)", vm.config.ports.map(\.description).joined(separator: ",")]
         }
         return render([header] + rows)
+    }
+
+    /// The `uni images` table: REPOSITORY TAG DIGEST CREATED SIZE, the
+    /// digest cut to 12 hex digits as docker's IMAGE ID.
+    public static func imagesTable(_ images: [StoredImage], now: Date = Date()) -> String {
+        let header = ["REPOSITORY", "TAG", "DIGEST", "CREATED", "SIZE"]
+        let rows = images.map { image in
+            [image.reference.name, image.reference.tag ?? "<none>", String(image.digest.dropFirst("sha256:".count).prefix(12)),
+             ago(image.created, now: now), bytes(image.size)]
+        }
+        return render([header] + rows)
+    }
+
+    /// `5 seconds ago`, `3 minutes ago`, `2 hours ago`, `4 days ago`.
+    public static func ago(_ date: Date, now: Date) -> String {
+        let seconds = max(0, Int(now.timeIntervalSince(date)))
+        let (value, unit): (Int, String) = switch seconds {
+        case ..<60: (seconds, "second")
+        case ..<3600: (seconds / 60, "minute")
+        case ..<86_400: (seconds / 3600, "hour")
+        default: (seconds / 86_400, "day")
+        }
+        return "\(value) \(unit)\(value == 1 ? "" : "s") ago"
     }
 
     /// One `uni events` line: time, VM, type, then the attributes as `key=value`, sorted.
@@ -103,8 +126,16 @@ public enum CLIRendering {
 public enum RunOptions {
     /// Resolves `image` against the current directory and checks it can be read.
     /// - Throws: ``UniError`` (`invalidArgument`) naming the path.
+    ///
+    /// Text that looks like a path (`/`, `./`, `../`) or names a file here
+    /// is a file, made absolute; anything else is an image reference of
+    /// unid's image store, checked and passed on.
     public static func resolveImage(_ image: String) throws -> String {
-        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
+        guard !image.isEmpty else { throw UniError.invalid("missing image: give an image reference (NAME:TAG) or the path of a kernel or disk image") }
+        var probe = stat()
+        if !ImageReference.looksLikePath(image), stat(image, &probe) != 0 {
+            return try ImageReference.parse(image).description
+        }
         let path = DataDirectory.absolute(image)
         var status = stat()
         guard stat(path, &status) == 0 else { throw UniError.invalid("image '\(image.escapingControlCharacters)' does not exist") }

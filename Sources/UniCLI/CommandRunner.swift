@@ -92,7 +92,10 @@ extension CommandRunner {
     /// the subcommand's options are parsed.
     /// An unknown word in the subcommand's place comes first alone, so the
     /// parser's error names it rather than the option.
-    public static func hoistingGlobalOptions(_ arguments: [String], subcommands: Set<String>, names: Set<String> = ["--data-dir"]) -> [String] {
+    /// `nested` names the subcommands of command groups (`image` ->
+    /// `import`, `ls`): the options go after the whole path.
+    public static func hoistingGlobalOptions(_ arguments: [String], subcommands: Set<String>, nested: [String: Set<String>] = [:],
+                                             names: Set<String> = ["--data-dir"]) -> [String] {
         var leading: [String] = []
         var index = arguments.startIndex
         while index < arguments.endIndex {
@@ -109,6 +112,9 @@ extension CommandRunner {
         }
         guard !leading.isEmpty, index < arguments.endIndex else { return arguments }
         guard subcommands.contains(arguments[index]) else { return Array(arguments[index...]) }
+        if let children = nested[arguments[index]], index + 1 < arguments.endIndex, children.contains(arguments[index + 1]) {
+            return [arguments[index], arguments[index + 1]] + leading + arguments[(index + 2)...]
+        }
         return [arguments[index]] + leading + arguments[(index + 1)...]
     }
 }

@@ -73,6 +73,24 @@ public struct UniClient: Sendable {
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
 
+    /// `GET /v1/images`: the stored images, newest first.
+    public func images() throws -> [StoredImage] { try call("GET", "/v1/images") }
+
+    /// `POST /v1/images/import`: files on unid's host become a stored image.
+    public func importImage(_ request: ImageImportRequest) throws -> StoredImage {
+        try call("POST", "/v1/images/import", body: try JSONCoding.makeEncoder().encode(request))
+    }
+
+    /// `POST /v1/images/tag`.
+    public func tagImage(_ source: String, as target: String) throws -> StoredImage {
+        try call("POST", "/v1/images/tag", body: try JSONCoding.makeEncoder().encode(ImageTagRequest(source: source, target: target)))
+    }
+
+    /// `DELETE /v1/images?ref=...`: returns the removed entry.
+    public func removeImage(_ reference: String, force: Bool = false) throws -> StoredImage {
+        try call("DELETE", "/v1/images?ref=\(UniClient.percentEncoded(reference))" + (force ? "&force=true" : ""))
+    }
+
     /// `POST /v1/vms/{ref}/update`: new limits, live and for the next start.
     public func update(_ reference: String, _ update: ResourceUpdate) throws -> VM {
         try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update))

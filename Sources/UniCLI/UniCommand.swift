@@ -23,7 +23,7 @@ public struct UniCommand: ParsableCommand {
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Update.self, Remove.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Update.self, Remove.self, Images.self, ImageGroup.self, Tag.self, RemoveImage.self, Info.self]
     )
 }
 
@@ -46,13 +46,13 @@ struct GlobalOptions: ParsableArguments {
 struct Run: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and start a VM from a kernel or disk image; prints its id.")
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Path of a kernel image (ELF/PVH, bzImage) or a raw bootable disk image.") var image: String
+    @Argument(help: "A stored image (NAME:TAG) or the path of a kernel image (ELF/PVH, bzImage) or raw bootable disk image.") var image: String
     @Option(help: "VM name (default: vm-<id prefix>).") var name: String?
     // Values that may start with '-' are taken as given (`parsing: .unconditional`)
     // and parsed in `run()`, so that `--memory -1` is refused by the check
     // that names it rather than read as a flag ("Missing value for '--memory'").
-    @Option(parsing: .unconditional, help: "Guest memory, e.g. 64M or 1G.") var memory = VMConfig.defaultMemory.description
-    @Option(parsing: .unconditional, help: "Virtual CPUs (1-\(VMConfig.maximumCPUs)).") var cpus = "1"
+    @Option(parsing: .unconditional, help: "Guest memory, e.g. 64M or 1G (default: the image's, else 256M).") var memory: String?
+    @Option(parsing: .unconditional, help: "Virtual CPUs (1-\(VMConfig.maximumCPUs); default: the image's, else 1).") var cpus: String?
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Forward HOST:GUEST[/tcp|udp] (repeatable).",
             transform: { try PortMapping(parsing: $0) }) var ports: [PortMapping] = []
     @Option(name: [.customShort("e"), .customLong("env")], help: "Guest environment KEY=VALUE (repeatable).") var env: [String] = []
@@ -69,8 +69,8 @@ struct Run: UniSubcommand {
     @OptionGroup var limits: ResourceOptions
 
     func run() throws {
-        let memory = try ByteSize(parsing: memory, name: "memory")
-        let cpus = try Run.parseCPUs(cpus)
+        let memory = try memory.map { try ByteSize(parsing: $0, name: "memory") }
+        let cpus = try cpus.map(Run.parseCPUs)
         let config = try VMConfig(
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm,

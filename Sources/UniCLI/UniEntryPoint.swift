@@ -39,8 +39,12 @@ public enum UniEntryPoint {
         // The subcommand names cost every command's configuration: only
         // when there is something to hoist.
         guard arguments.first?.hasPrefix("--data-dir") == true else { return arguments }
-        let subcommands = Set(UniCommand.configuration.subcommands.map { $0._commandName })
-        return CommandRunner.hoistingGlobalOptions(arguments, subcommands: subcommands)
+        let subcommands = UniCommand.configuration.subcommands
+        var nested: [String: Set<String>] = [:]
+        for command in subcommands where !command.configuration.subcommands.isEmpty {
+            nested[command._commandName] = Set(command.configuration.subcommands.map { $0._commandName })
+        }
+        return CommandRunner.hoistingGlobalOptions(arguments, subcommands: Set(subcommands.map { $0._commandName }), nested: nested)
     }
 
     /// Whether `arguments` or `environment` ask for trace export.

@@ -71,13 +71,7 @@ public enum APIRouter {
         }
 
         v1.post("vms/:ref/update") { request, context in
-            let body = try await collectBody(request)
-            let update: ResourceUpdate
-            do {
-                update = try JSONCoding.makeDecoder().decode(ResourceUpdate.self, from: Data(buffer: body))
-            } catch {
-                throw UniError.invalid("invalid update body: \(JSONCoding.describe(error))")
-            }
+            let update: ResourceUpdate = try await decodeBody(request, as: "update")
             return try json(await manager.update(try reference(context), update))
         }
 
@@ -88,6 +82,28 @@ public enum APIRouter {
         v1.delete("vms/:ref") { request, context in
             try await manager.remove(try reference(context), force: try flag(request, "force"))
             return Response(status: .noContent)
+        }
+
+        v1.get("images") { _, _ in
+            try json(try manager.images.list())
+        }
+
+        v1.post("images/import") { request, _ in
+            let body: ImageImportRequest = try await decodeBody(request, as: "image import")
+            return try json(try await manager.images.importImage(body), status: .created)
+        }
+
+        v1.post("images/tag") { request, _ in
+            let body: ImageTagRequest = try await decodeBody(request, as: "image tag")
+            return try json(try manager.images.tag(body.source, as: body.target), status: .created)
+        }
+
+        // References have '/' and ':' in them: they travel in the query.
+        v1.delete("images") { request, _ in
+            guard let reference = request.uri.queryParameters["ref"].map(String.init) else {
+                throw UniError.invalid("missing ref: give the image to remove, as ?ref=NAME:TAG")
+            }
+            return try json(try await manager.removeImage(reference, force: try flag(request, "force")))
         }
 
         v1.get("events") { request, _ in
@@ -153,6 +169,16 @@ public enum APIRouter {
             return try await request.body.collect(upTo: maximumBodyBytes)
         } catch is NIOTooManyBytesError {
             throw UniError(.payloadTooLarge, "request body is larger than \(maximumBodyBytes >> 20) MiB (\(maximumBodyBytes) bytes)")
+        }
+    }
+
+    /// The request body as `T`; a decoding error names the field, prefixed by `what`.
+    static func decodeBody<T: Decodable>(_ request: Request, as what: String) async throws -> T {
+        let body = try await collectBody(request)
+        do {
+            return try JSONCoding.makeDecoder().decode(T.self, from: Data(buffer: body))
+        } catch {
+            throw UniError.invalid("invalid \(what) body: \(JSONCoding.describe(error))")
         }
     }
 

@@ -32,7 +32,7 @@ struct CLICommandTests {
         (["stats", "--watch", "--interval", "10ms"], "invalid --interval '10ms': must be at least 100ms"),
         (["stats", "--interval", "5s"], "--interval '5s' applies to --watch only"),
         (["stats", ""], "invalid vm reference '': give a name, id or id prefix"),
-        (["run", ""], "missing image: give the path of a kernel or disk image"),
+        (["run", ""], "missing image: give an image reference (NAME:TAG) or the path of a kernel or disk image"),
         (["events", "--since", "-1h"], "invalid --since '-1h': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)"),
         (["events", "--until", "yesterday"], "invalid --until 'yesterday': use an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (10m, 2h; at most 24h)"),
         (["events", "--filter", "image=x"], "invalid --filter 'image=x': use vm=NAME or vm=ID"),

@@ -86,11 +86,12 @@ struct ParsingTests {
 
 @Suite("Checking a VM config")
 struct VMConfigTests {
-    @Test("defaults: 256M, 1 CPU")
+    @Test("defaults: 256M, 1 CPU, unless an image says otherwise (nil until the VM is created)")
     func defaults() {
         let config = VMConfig(image: "/k")
-        #expect(config.memory == .mebibytes(256))
-        #expect(config.cpus == 1)
+        #expect(config.memory == nil && config.cpus == nil)
+        #expect(config.effectiveMemory == .mebibytes(256))
+        #expect(config.effectiveCPUs == 1)
     }
 
     @Test("memory must be whole MiB and at least 16M")
@@ -178,10 +179,12 @@ struct QEMUValueTests {
 
     @Test("an image path is absolute, without control characters; . and .. are dropped")
     func imagePath() throws {
-        let relative = try #require(throws: UniError.self) { try VMConfig(image: "k.elf").validated() }
-        #expect(relative.message == "invalid image 'k.elf': give an absolute path")
+        let relative = try #require(throws: UniError.self) { try VMConfig(image: "./k.elf").validated() }
+        #expect(relative.message == "invalid image './k.elf': give an absolute path")
+        // Without ./ it reads as an image reference of the store.
+        #expect(try VMConfig(image: "k.elf").validated().image == "k.elf:latest")
         let newline = try #require(throws: UniError.self) { try VMConfig(image: "/img/k.elf\n-append x").validated() }
-        #expect(newline.message == #"invalid image '/img/k.elf\n-append x': the path must not contain control characters (newline, NUL, ...)"#)
+        #expect(newline.message == #"invalid image '/img/k.elf\n-append x': it must not contain control characters (newline, NUL, ...)"#)
         #expect(throws: UniError.self) { try VMConfig(image: "/img/k\u{0}.elf").validated() }
         #expect(try VMConfig(image: "/img/./a/../k.elf").validated().image == "/img/k.elf")
     }

@@ -19,6 +19,7 @@ func fullySetVM(name: String = "full") -> VM {
                                                           timeout: .milliseconds(1500), retries: 5, startPeriod: .seconds(2))),
                 imageKind: .disk, createdAt: Date(timeIntervalSince1970: 1_790_000_000.125))
     vm.machine = "q35"
+    vm.image = ImageBinding(reference: "app:2", digest: "sha256:" + String(repeating: "b", count: 64), kernelPath: "/i/k", initrdPath: "/i/r", diskPath: "/i/d")
     vm.accelerator = .kvm
     vm.state = .stopped
     vm.startedAt = Date(timeIntervalSince1970: 1_790_000_100.375)

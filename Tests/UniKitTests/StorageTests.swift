@@ -112,7 +112,7 @@ struct ConsoleLogTests {
 @Suite("File VM store")
 struct FileVMStoreTests {
     func sampleVM() -> VM {
-        VM(id: VMID.random(), name: "web", config: VMConfig(image: "/k", ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
+        VM(id: VMID.random(), name: "web", config: VMConfig(image: "/k", memory: VMConfig.defaultMemory, cpus: 1, ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
            imageKind: .kernel, createdAt: Date(timeIntervalSince1970: 1_790_000_000.5))
     }
 

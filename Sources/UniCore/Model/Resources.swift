@@ -176,7 +176,7 @@ public struct ResourceUpdate: Codable, Sendable, Hashable {
         if let memoryMax { config.quota.memoryMax = memoryMax.bytes == 0 ? nil : memoryMax }
         if let diskIOPS { config.diskThrottle.iops = diskIOPS }
         if let diskBytesPerSecond { config.diskThrottle.bytesPerSecond = diskBytesPerSecond }
-        try config.quota.validate(guestMemory: config.memory)
+        try config.quota.validate(guestMemory: config.effectiveMemory)
         try config.diskThrottle.validate()
         return config
     }

@@ -12,6 +12,38 @@ public enum ImageKind: String, Codable, Sendable {
     case disk
 }
 
+/// The stored image a VM runs: the reference it was created from, the
+/// manifest digest that reference named then (a later re-tag does not
+/// change the VM), and the files QEMU boots from the image store.
+public struct ImageBinding: Codable, Sendable, Hashable {
+    /// The reference as resolved (`app:1`).
+    public var reference: String
+    /// The manifest's digest.
+    public var digest: String
+    /// The kernel blob, for kernel images.
+    public var kernelPath: String?
+    /// The initrd blob, when the image has one.
+    public var initrdPath: String?
+    /// The disk blob, for disk images.
+    public var diskPath: String?
+
+    /// A binding.
+    public init(reference: String, digest: String, kernelPath: String? = nil, initrdPath: String? = nil, diskPath: String? = nil) {
+        self.reference = reference
+        self.digest = digest
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.diskPath = diskPath
+    }
+
+    /// The file QEMU boots: the kernel, else the disk.
+    public var bootPath: String { kernelPath ?? diskPath ?? "" }
+
+    enum CodingKeys: String, CodingKey {
+        case reference, digest, kernelPath = "kernel_path", initrdPath = "initrd_path", diskPath = "disk_path"
+    }
+}
+
 /// The CPU accelerator QEMU runs a VM with.
 public enum Accelerator: String, Codable, Sendable, CaseIterable {
     /// Hardware virtualisation through `/dev/kvm`.
@@ -71,6 +103,11 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
     public var config: VMConfig
     /// How the image boots.
     public var imageKind: ImageKind
+    /// The stored image behind ``VMConfig/image`` when that is a reference; `nil` for a file path.
+    public var image: ImageBinding?
+
+    /// The file QEMU boots: the bound image's kernel or disk, else the path in the config.
+    public var bootImagePath: String { image?.bootPath ?? config.image }
     /// The QEMU machine type (`microvm` or `pc`).
     public var machine: String
     /// The accelerator of the last start; `nil` before the first start.
@@ -148,7 +185,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion = "schema_version", id, name, config, imageKind = "image_kind", machine, accelerator, state
+        case schemaVersion = "schema_version", id, name, config, imageKind = "image_kind", image, machine, accelerator, state
         case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at", pid
         case exitCode = "exit_code", qemuExitStatus = "qemu_exit_status", exitSignal = "exit_signal"
         case stopReason = "stop_reason", lastError = "last_error", startCount = "start_count"
@@ -168,6 +205,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         name = try c.decode(String.self, forKey: .name)
         config = try c.decode(VMConfig.self, forKey: .config)
         imageKind = try c.decode(ImageKind.self, forKey: .imageKind)
+        image = try c.decodeIfPresent(ImageBinding.self, forKey: .image)
         machine = try c.decode(String.self, forKey: .machine)
         accelerator = try c.decodeIfPresent(Accelerator.self, forKey: .accelerator)
         state = try c.decode(VMState.self, forKey: .state)

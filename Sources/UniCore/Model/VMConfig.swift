@@ -11,12 +11,15 @@ import Foundation
 public struct VMConfig: Codable, Sendable, Hashable {
     /// The VM's name; generated (`vm-<id prefix>`) when `nil`.
     public var name: String?
-    /// Absolute path of the kernel image (booted with `-kernel`) or raw disk image.
+    /// Absolute path of a kernel image (booted with `-kernel`) or raw disk
+    /// image, or an image reference (`app:1`, `registry.example/team/app:1`)
+    /// of the local image store.
     public var image: String
-    /// Guest memory; whole MiB, at least ``minimumMemory``.
-    public var memory: ByteSize
-    /// Virtual CPUs, 1 to ``maximumCPUs``.
-    public var cpus: Int
+    /// Guest memory; whole MiB, at least ``minimumMemory``. `nil`: the
+    /// image's default, else ``defaultMemory`` (a created VM's record always has it).
+    public var memory: ByteSize?
+    /// Virtual CPUs, 1 to ``maximumCPUs``. `nil`: the image's default, else 1.
+    public var cpus: Int?
     /// Host ports forwarded into the guest.
     public var ports: [PortMapping]
     /// Variables handed to the guest through fw_cfg (`opt/uni/env`).
@@ -40,13 +43,25 @@ public struct VMConfig: Codable, Sendable, Hashable {
     public static let minimumMemory = ByteSize.mebibytes(16)
     /// The largest vCPU count accepted.
     public static let maximumCPUs = 64
+    /// The vCPUs when neither the request nor the image says.
+    public static let defaultCPUs = 1
+
+    /// The guest memory QEMU gets: ``memory``, else the default.
+    public var effectiveMemory: ByteSize { memory ?? VMConfig.defaultMemory }
+    /// The vCPUs QEMU gets: ``cpus``, else the default.
+    public var effectiveCPUs: Int { cpus ?? VMConfig.defaultCPUs }
+
+    /// The image as a reference to the image store, or `nil` when it is a file path.
+    public var imageReference: ImageReference? {
+        ImageReference.looksLikePath(image) ? nil : try? ImageReference.parse(image)
+    }
 
     /// Creates a configuration with the documented defaults.
     public init(
         name: String? = nil,
         image: String,
-        memory: ByteSize = VMConfig.defaultMemory,
-        cpus: Int = 1,
+        memory: ByteSize? = nil,
+        cpus: Int? = nil,
         ports: [PortMapping] = [],
         environment: [String: String] = [:],
         kernelCommandLine: String? = nil,
@@ -83,11 +98,15 @@ public struct VMConfig: Codable, Sendable, Hashable {
         var config = self
         if let name { try VMConfig.validate(name: name) }
         config.image = try VMConfig.validate(image: image)
-        guard memory >= VMConfig.minimumMemory, memory.bytes % (1 << 20) == 0 else {
-            throw UniError.invalid("invalid memory '\(memory)': must be a whole number of MiB and at least \(VMConfig.minimumMemory) (for example 64M or 1G)")
+        if let memory {
+            guard memory >= VMConfig.minimumMemory, memory.bytes % (1 << 20) == 0 else {
+                throw UniError.invalid("invalid memory '\(memory)': must be a whole number of MiB and at least \(VMConfig.minimumMemory) (for example 64M or 1G)")
+            }
         }
-        guard (1...VMConfig.maximumCPUs).contains(cpus) else {
-            throw UniError.invalid("invalid cpus '\(cpus)': must be a whole number from 1 to \(VMConfig.maximumCPUs)")
+        if let cpus {
+            guard (1...VMConfig.maximumCPUs).contains(cpus) else {
+                throw UniError.invalid("invalid cpus '\(cpus)': must be a whole number from 1 to \(VMConfig.maximumCPUs)")
+            }
         }
         var seen = Set<String>()
         for port in ports {
@@ -108,7 +127,13 @@ public struct VMConfig: Codable, Sendable, Hashable {
                 throw UniError.invalid("invalid health check '\(healthCheck.kind.rawValue):\(healthCheck.guestPort)': guest port \(healthCheck.guestPort) is not published over tcp; add -p HOST:\(healthCheck.guestPort)")
             }
         }
-        try quota.validate(guestMemory: memory)
+        // An image's own default memory is known once it is resolved: the
+        // manager checks again then.
+        if memory != nil || imageReference == nil {
+            try quota.validate(guestMemory: effectiveMemory)
+        } else {
+            try ResourceQuota(cpuShares: quota.cpuShares).validate(guestMemory: VMConfig.minimumMemory)
+        }
         try diskThrottle.validate()
         return config
     }
@@ -126,15 +151,23 @@ public struct VMConfig: Codable, Sendable, Hashable {
         }
     }
 
-    /// Checks an image path: absolute (a relative path would be resolved
-    /// against the daemon's folder, not the caller's) and free of control
-    /// characters.
-    /// - Returns: the path with `.` and `..` dropped.
-    /// - Throws: ``UniError`` naming the path and what is allowed.
+    /// Checks an image: an image reference (``ImageReference``), or a path
+    /// that is absolute (a relative path would be resolved against the
+    /// daemon's folder, not the caller's) and free of control characters.
+    /// - Returns: the path with `.` and `..` dropped, or the reference in its full form (`app` -> `app:latest`).
+    /// - Throws: ``UniError`` naming the value and what is allowed.
     public static func validate(image: String) throws -> String {
-        guard !image.isEmpty else { throw UniError.invalid("missing image: give the path of a kernel or disk image") }
+        guard !image.isEmpty else { throw UniError.invalid("missing image: give an image reference (NAME:TAG) or the path of a kernel or disk image") }
         guard !image.containsControlCharacter else {
-            throw UniError.invalid("invalid image '\(image.escapingControlCharacters)': the path must not contain control characters (newline, NUL, ...)")
+            throw UniError.invalid("invalid image '\(image.escapingControlCharacters)': it must not contain control characters (newline, NUL, ...)")
+        }
+        guard ImageReference.looksLikePath(image) else {
+            do {
+                return try ImageReference.parse(image).description
+            } catch let error as UniError {
+                let why = error.message.split(separator: "': ", maxSplits: 1).last.map(String.init) ?? error.message
+                throw UniError.invalid("invalid image '\(image)': not an absolute path, nor an image reference (\(why))")
+            }
         }
         guard image.hasPrefix("/") else {
             throw UniError.invalid("invalid image '\(image)': give an absolute path")
@@ -182,8 +215,8 @@ public struct VMConfig: Codable, Sendable, Hashable {
         name = try c.decodeIfPresent(String.self, forKey: .name)
         image = try c.decode(String.self, forKey: .image)
         memory = try c.decodeWholeNumberIfPresent(UInt64.self, forKey: .memory, allowed: "bytes, a whole number of MiB and at least \(VMConfig.minimumMemory.bytes)")
-            .map(ByteSize.init(bytes:)) ?? VMConfig.defaultMemory
-        cpus = try c.decodeWholeNumberIfPresent(Int.self, forKey: .cpus, allowed: "1-\(VMConfig.maximumCPUs)") ?? 1
+            .map(ByteSize.init(bytes:))
+        cpus = try c.decodeWholeNumberIfPresent(Int.self, forKey: .cpus, allowed: "1-\(VMConfig.maximumCPUs)")
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine)

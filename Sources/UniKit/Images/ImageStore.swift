@@ -5,32 +5,13 @@ import Synchronization
 import Glibc
 #endif
 
-/// One tagged image of the local store: `uni images`' row.
-public struct StoredImage: Codable, Sendable, Hashable {
-    /// The name and tag it is stored under.
-    public var reference: ImageReference
-    /// The manifest's digest.
-    public var digest: String
-    /// When it was imported or pulled.
-    public var created: Date
-    /// The manifest, config and layers together, in bytes.
-    public var size: UInt64
-
-    /// A row.
-    public init(reference: ImageReference, digest: String, created: Date, size: UInt64) {
-        self.reference = reference
-        self.digest = digest
-        self.created = created
-        self.size = size
-    }
-}
-
 /// The content-addressed image store under `<data-dir>/images`:
 ///
 /// ```
 /// images/blobs/sha256/<hex>   every manifest, config and layer, by digest
 /// images/index.json           [StoredImage]: name:tag -> manifest digest
-/// images/tmp/                 blobs being written (removed at open)
+/// images/tmp/                 blobs being written, `<pid>-<uuid>` (a dead
+///                             process's are removed at open)
 /// ```
 ///
 /// A blob is written to `tmp/`, hashed as it goes, fsynced, and renamed to
@@ -54,7 +35,11 @@ public final class ImageStore: Sendable {
                 throw UniError(.storeFailed, "cannot create image store folder '\(folder)': \(String(cString: strerror(errno)))")
             }
         }
+        // A temporary blob is named `<pid>-<uuid>`: those of processes that
+        // are gone are leftovers of a crash; a live writer's are left alone.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? [] {
+            let owner = name.split(separator: "-", maxSplits: 1).first.flatMap { Int32($0) }
+            if let owner, owner > 0, kill(owner, 0) == 0 || errno == EPERM { continue }
             unlink(root + "/tmp/" + name)
         }
     }
@@ -214,18 +199,19 @@ public final class ImageStore: Sendable {
         return entry
     }
 
-    /// Removes the tag `reference`; blobs no other tag needs are deleted.
+    /// Removes the tag `reference`; blobs that no other tag and none of
+    /// `keepingManifests` (the images VM records still use) need are deleted.
     /// - Returns: the removed entry.
     /// - Throws: ``UniError`` (`notFound`).
     @discardableResult
-    public func remove(_ reference: ImageReference) throws -> StoredImage {
+    public func remove(_ reference: ImageReference, keepingManifests: Set<String> = []) throws -> StoredImage {
         var removed: StoredImage?
         try updateIndex { entries in
             removed = entries.first { $0.reference == reference }
             entries.removeAll { $0.reference == reference }
         }
         guard let removed else { throw UniError(.notFound, "no such image: \(reference)") }
-        collectGarbage()
+        collectGarbage(keepingManifests: keepingManifests)
         return removed
     }
 
@@ -250,13 +236,14 @@ public final class ImageStore: Sendable {
         }
     }
 
-    /// Deletes every blob that no tagged manifest references and nobody pinned.
-    func collectGarbage() {
+    /// Deletes every blob that neither a tagged manifest nor one of
+    /// `keepingManifests` references, and that nobody pinned.
+    public func collectGarbage(keepingManifests: Set<String> = []) {
         guard let entries = try? readIndex() else { return }
         var live = Set<String>()
-        for entry in entries {
-            live.insert(entry.digest)
-            if let manifest = try? manifest(entry.digest) {
+        for digest in Set(entries.map(\.digest)).union(keepingManifests) {
+            live.insert(digest)
+            if let manifest = try? manifest(digest) {
                 live.insert(manifest.config.digest)
                 for layer in manifest.layers { live.insert(layer.digest) }
             }
@@ -315,7 +302,7 @@ public final class BlobWriter: @unchecked Sendable {
         self.store = store
         self.expected = expected
         self.mediaType = expected?.mediaType ?? mediaType ?? "application/octet-stream"
-        temporaryPath = store.root + "/tmp/" + UUID().uuidString
+        temporaryPath = store.root + "/tmp/\(getpid())-" + UUID().uuidString
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw UniError(.storeFailed, "cannot write to the image store '\(store.root)': \(String(cString: strerror(errno)))")

@@ -61,16 +61,30 @@ extension VMManager {
     }
 
     private func createUntraced(_ config: VMConfig, persisted: Bool) async throws -> VM {
-        let config = try config.validated()
-        // Off the actor: a slow or blocking file must not stall the other requests.
-        let kind = try await ImageInspector.inspect(config.image)
+        var config = try config.validated()
+        let kind: ImageKind
+        var binding: ImageBinding?
+        if let reference = config.imageReference {
+            let image = try await resolveImage(reference)
+            binding = image.binding
+            kind = image.kind
+            config.applyDefaults(of: image.config)
+        } else {
+            // Off the actor: a slow or blocking file must not stall the other requests.
+            kind = try await ImageInspector.inspect(config.image)
+        }
+        config.memory = config.effectiveMemory
+        config.cpus = config.effectiveCPUs
+        // Again with the image's defaults (its memory against --memory-max, ...).
+        config = try config.validated()
         try config.validate(for: kind)
         var id = VMID.random()
         while table.contains(id) || gates.isHeld(id) { id = VMID.random() }
         let name = config.name ?? "vm-" + id.rawValue.prefix(6)
         // Held from here, across the write below, so two creates of one name cannot both pass.
         try table.reserveName(name, for: id)
-        let vm = VM(id: id, name: name, config: config, imageKind: kind, createdAt: configuration.now())
+        var vm = VM(id: id, name: name, config: config, imageKind: kind, createdAt: configuration.now())
+        vm.image = binding
         if persisted {
             let directory = configuration.dataDirectory.vmDirectory(id)
             do {
@@ -121,9 +135,12 @@ extension VMManager {
             vm.lastRestartAt = configuration.now()
         }
         vm.restartGaveUp = false
+        if let image = vm.image, access(image.bootPath, F_OK) != 0 {
+            throw UniError(.notFound, "image \(image.reference) (\(image.digest)) of vm \(vm.name) is no longer in the image store: import or pull it again, or create the vm anew")
+        }
         // Again at each start: the file may have been replaced (by a FIFO,
         // say) since the VM was created, and QEMU would hang opening it.
-        _ = try await ImageInspector.inspect(vm.config.image)
+        _ = try await ImageInspector.inspect(vm.bootImagePath)
         let previous = vm.state
         let directory = configuration.dataDirectory.vmDirectory(id)
         do {
@@ -308,6 +325,8 @@ extension VMManager {
                 }
                 // An auto-removed VM is already gone.
                 if self.table[id] != nil { try await self.deleteRecord(id) }
+                // Its image's blobs may have waited for it (an `rmi -f`).
+                if vm.image != nil { self.images.collectGarbage(keepingManifests: self.imagesInUse()) }
                 return vm
             }
         }

@@ -26,6 +26,8 @@ public actor VMManager: Service {
     /// What happened to the VMs: transitions, exits, health changes,
     /// restarts, kept across daemon restarts in the data dir.
     public nonisolated let events: EventLog
+    /// The local images VMs are created from (`uni images`).
+    public nonisolated let images: ImageService
     let backends: VMManagerBackends
     let logger: Logger
 
@@ -94,6 +96,7 @@ public actor VMManager: Service {
         self.table = VMTable(removedRecordsKept: configuration.removedRecordsKept)
         self.sampler = VMStatsSampler(capacity: configuration.statsHistory)
         self.events = EventLog(path: configuration.dataDirectory.eventsPath)
+        self.images = backends.images ?? ImageService(directory: configuration.dataDirectory.imagesDirectory)
         (jobs, jobContinuation) = AsyncStream.makeStream()
     }
 

@@ -64,15 +64,20 @@ public struct VMManagerBackends: Sendable {
     public var statsSource: any StatsSource
     /// What probes guest services for health checks.
     public var healthProber: any HealthProber
+    /// The local image store VMs created from a reference boot from;
+    /// `nil`: the data dir's `images` folder.
+    public var images: ImageService?
 
     /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
     public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
-                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber()) {
+                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber(),
+                images: ImageService? = nil) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
         self.tracer = tracer
         self.statsSource = statsSource
         self.healthProber = healthProber
+        self.images = images
     }
 }

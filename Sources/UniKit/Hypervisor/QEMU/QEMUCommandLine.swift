@@ -53,8 +53,8 @@ public struct QEMUCommandLine: Sendable {
             "-name", "guest=\(QEMUCommandLine.escape(vm.name)),debug-threads=on",
             "-machine", vm.machine,
             "-accel", accelerator.rawValue,
-            "-m", "\(config.memory.bytes >> 20)M",
-            "-smp", "\(config.cpus)",
+            "-m", "\(config.effectiveMemory.bytes >> 20)M",
+            "-smp", "\(config.effectiveCPUs)",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-chardev", "stdio,id=con0,signal=off",
             "-serial", "chardev:con0",
@@ -73,12 +73,13 @@ public struct QEMUCommandLine: Sendable {
         switch vm.imageKind {
         case .kernel:
             // Plain values, not option strings: no escaping (see the type's comment).
-            args += ["-kernel", config.image]
+            args += ["-kernel", vm.bootImagePath]
+            if let initrd = vm.image?.initrdPath { args += ["-initrd", initrd] }
             if let cmdline = config.kernelCommandLine, !cmdline.isEmpty { args += ["-append", cmdline] }
         case .disk:
             // snapshot=on: the image stays pristine, like a container image;
             // guest writes go to a temporary overlay dropped at exit.
-            args += ["-drive", "file=\(QEMUCommandLine.escape(config.image)),format=raw,if=none,id=\(QEMUCommandLine.bootDriveID),snapshot=on"
+            args += ["-drive", "file=\(QEMUCommandLine.escape(vm.bootImagePath)),format=raw,if=none,id=\(QEMUCommandLine.bootDriveID),snapshot=on"
                         + QEMUCommandLine.throttleOptions(config.diskThrottle),
                      "-device", "ide-hd,drive=\(QEMUCommandLine.bootDriveID),id=\(QEMUCommandLine.bootDeviceID),bootindex=0"]
         }
