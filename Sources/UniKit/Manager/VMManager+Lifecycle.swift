@@ -139,9 +139,19 @@ extension VMManager {
         let console = console(of: id)
         console.prepare()
         let instance: any HypervisorInstance
+        var placement: CgroupPlacement?
         do {
-            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation))
+            // After `starting` is written: a daemon that dies from here on
+            // leaves a record that tells the next one to look for the cgroup.
+            vm.cgroup = nil
+            let cgroup = try prepareCgroup(for: vm)
+            placement = cgroup.placement
+            vm.cgroup = cgroup.status
+            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation,
+                                                                 cgroup: placement))
         } catch {
+            // The launch left no process behind, so the cgroup is empty.
+            releaseCgroup(placement, of: id)
             let failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
             vm.state = .stopped
             vm.stopReason = .failedToStart
@@ -177,6 +187,7 @@ extension VMManager {
             // Without a durable record the VM must not keep running.
             instance.forceStop()
             _ = await instance.waitForExit()
+            releaseCgroup(placement, of: id)
             vm.state = .stopped
             vm.pid = nil
             vm.stopReason = .failedToStart
@@ -190,7 +201,7 @@ extension VMManager {
         }
         // Registered only after the commit, with no suspension in between, so
         // an exit (even an instant one) is recorded after `running`, never before.
-        runtimes[id] = Runtime(instance: instance, intent: nil)
+        runtimes[id] = Runtime(instance: instance, intent: nil, placement: placement)
         jobContinuation.yield(.exit(ExitWatch(id: id, instance: instance)))
         if vm.config.healthCheck != nil { jobContinuation.yield(.health(ExitWatch(id: id, instance: instance))) }
         telemetry?.recordStart(duration: ContinuousClock.now - requested)

@@ -64,15 +64,21 @@ public struct VMManagerBackends: Sendable {
     public var statsSource: any StatsSource
     /// What probes guest services for health checks.
     public var healthProber: any HealthProber
+    /// What holds each VM to its resource quota (`unid` passes
+    /// ``CgroupControllers/detect(root:)``'s pick).
+    public var cgroups: any CgroupController
 
-    /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
+    /// Groups the backends; telemetry and tracing are off by default, stats
+    /// come from `/proc`, and no cgroups are used unless a controller is given.
     public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
-                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber()) {
+                statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber(),
+                cgroups: any CgroupController = NoCgroupController(reason: "no cgroup controller was configured")) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
         self.tracer = tracer
         self.statsSource = statsSource
         self.healthProber = healthProber
+        self.cgroups = cgroups
     }
 }
