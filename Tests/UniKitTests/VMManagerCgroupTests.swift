@@ -92,7 +92,7 @@ struct VMManagerCgroupTests {
         try await harness.run { manager in
             let created = try await manager.create(harness.config("bad"))
             await #expect(throws: UniError.self) { _ = try await manager.start("bad") }
-            #expect(harness.cgroups.calls == [.create(created.id, created.config.quota), .remove(created.id)])
+            #expect(harness.cgroups.calls == [.create(created.id, created.config.quota), .oomKilled(created.id), .remove(created.id)])
             #expect(harness.cgroups.liveCgroups.isEmpty)
             #expect(try await manager.inspect("bad").stopReason == .failedToStart)
         }

@@ -46,8 +46,9 @@ public protocol CgroupController: Sendable {
     /// - Throws: ``UniError`` naming the folder that could not be removed.
     func remove(_ placement: CgroupPlacement) throws
 
-    /// Removes the cgroup a dead daemon may have left for VM `id` (its
-    /// process already stopped); does nothing when there is none.
+    /// Removes the cgroup a dead daemon may have left for VM `id`, once
+    /// the orphan process just killed in it is gone (waiting a few seconds
+    /// at most); does nothing when there is none.
     func removeLeftover(of id: VMID)
 }
 

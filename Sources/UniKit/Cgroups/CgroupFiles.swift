@@ -104,6 +104,20 @@ enum CgroupFiles {
         }
     }
 
+    /// Removes the cgroup folder `directory` a dead daemon left, once the
+    /// processes still in it (an orphan QEMU killed a moment ago, not yet
+    /// reaped by init) are gone; gives up after `timeout`. Best effort:
+    /// a folder that stays is logged by nobody, and retried at the next start.
+    static func removeLeftover(_ directory: String, timeout: Duration = .seconds(5)) {
+        guard exists(directory) else { return }
+        let deadline = ContinuousClock.now + timeout
+        while !processes(in: directory).isEmpty {
+            guard ContinuousClock.now < deadline else { return }
+            usleep(10_000)
+        }
+        try? removeDirectory(directory)
+    }
+
     /// Whether `path` lies on a cgroup (v1) or cgroup2 filesystem.
     static func isCgroupFilesystem(_ path: String) -> Bool {
         var type = 0

@@ -143,8 +143,7 @@ public struct CgroupV1Controller: CgroupController {
 
     public func removeLeftover(of id: VMID) {
         for parent in [cpuParent, memoryParent, unifiedParent] {
-            let directory = parent + "/" + id.rawValue
-            if CgroupFiles.exists(directory), CgroupFiles.processes(in: directory).isEmpty { try? CgroupFiles.removeDirectory(directory) }
+            CgroupFiles.removeLeftover(parent + "/" + id.rawValue)
         }
     }
 }

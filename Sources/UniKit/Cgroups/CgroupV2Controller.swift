@@ -71,8 +71,7 @@ public struct CgroupV2Controller: CgroupController {
     }
 
     public func removeLeftover(of id: VMID) {
-        let directory = directory(of: id)
-        if CgroupFiles.exists(directory), CgroupFiles.processes(in: directory).isEmpty { try? CgroupFiles.removeDirectory(directory) }
+        CgroupFiles.removeLeftover(directory(of: id))
     }
 
     /// Adds `cpu` and `memory` to `<folder>/cgroup.subtree_control` unless it lists them.

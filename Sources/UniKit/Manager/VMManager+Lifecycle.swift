@@ -150,14 +150,21 @@ extension VMManager {
             instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation,
                                                                  cgroup: placement))
         } catch {
+            // A guest that outgrows its ceiling while the start is confirmed
+            // is OOM-killed, not a start that failed.
+            let oomKilled = placement.map { backends.cgroups.oomKilled($0) } ?? false
             // The launch left no process behind, so the cgroup is empty.
             releaseCgroup(placement, of: id)
-            let failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
+            var failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
+            if oomKilled {
+                failure = UniError(.hypervisorFailed, "qemu was killed by the kernel while starting: its cgroup reached the memory ceiling (memory max \(vm.config.quota.memoryMax.map { "\($0)" } ?? "none"))")
+            }
+            let reason: StopReason = oomKilled ? .oomKilled : .failedToStart
             vm.state = .stopped
-            vm.stopReason = .failedToStart
+            vm.stopReason = reason
             vm.lastError = failure.message
             vm.finishedAt = configuration.now()
-            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .failedToStart, error: failure.message))
+            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: reason, error: failure.message))
             do {
                 try await commit(vm, from: .starting)
             } catch {
