@@ -49,9 +49,12 @@ public enum CLIRendering {
         return ([RFC3339.string(from: event.time), event.vmName, event.vmID.rawValue, event.kind.rawValue] + details).joined(separator: "  ")
     }
 
-    /// The state column: `stopped (0)` shows the exit code.
+    /// The state column: `stopped (0)` shows the exit code, `stopped (137,
+    /// oom_killed)` a kernel OOM kill.
     public static func stateText(_ vm: VM) -> String {
-        if vm.state == .stopped, let code = vm.exitCode { return "stopped (\(code))" }
+        if vm.state == .stopped, let code = vm.exitCode {
+            return vm.stopReason == .oomKilled ? "stopped (\(code), oom_killed)" : "stopped (\(code))"
+        }
         return vm.state.rawValue
     }
 

@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Sendable {
     public var uiAddress: String?
     /// `--vm-store file|sqlite`: where VM records live.
     public var vmStore: VMStoreKind
+    /// `--cgroup-root`: where the cgroup filesystem is mounted (docs/architecture.md, "Cgroups").
+    public var cgroupRoot: String
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -38,8 +40,10 @@ public struct DaemonConfiguration: Sendable {
         metricsAddress: String? = nil,
         statsInterval: Duration = .seconds(5),
         uiAddress: String? = nil,
-        vmStore: VMStoreKind = .file
+        vmStore: VMStoreKind = .file,
+        cgroupRoot: String = CgroupControllers.defaultRoot
     ) {
+        self.cgroupRoot = cgroupRoot
         self.uiAddress = uiAddress
         self.vmStore = vmStore
         self.metricsAddress = metricsAddress
@@ -99,12 +103,13 @@ public struct Daemon: Sendable {
         // After the checks that change nothing: a bad flag never migrates records.
         let store = try await configuration.vmStore.open(dataDirectory: dataDirectory, logger: logger)
         let hypervisor = QEMUHypervisor(binaryPath: binary, accelerator: accelerator)
+        let cgroups = CgroupControllers.detect(root: configuration.cgroupRoot)
         let factory = PrometheusHelpFactory()
         let telemetry = VMTelemetry(factory: factory)
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: configuration.stopTimeout),
             backends: VMManagerBackends(store: store, hypervisor: hypervisor,
-                                        telemetry: telemetry, tracer: tracer),
+                                        telemetry: telemetry, tracer: tracer, cgroups: cgroups),
             logger: logger
         )
         try await manager.load()
@@ -131,7 +136,8 @@ public struct Daemon: Sendable {
                 logger: logger
             ))
         }
-        let info = DaemonInfo(version: UniVersion.current, accelerator: accelerator, dataDirectory: dataDirectory.root, pid: getpid())
+        let info = DaemonInfo(version: UniVersion.current, accelerator: accelerator, dataDirectory: dataDirectory.root, pid: getpid(),
+                              cgroupMode: cgroups.mechanism, cgroupRoot: configuration.cgroupRoot, cgroupReason: cgroups.unavailableReason)
         let api = try APIServer.makeApplication(
             router: APIRouter.build(manager: manager, info: info, tracer: tracer),
             socketPath: dataDirectory.socketPath,
@@ -139,7 +145,8 @@ public struct Daemon: Sendable {
             onServerRunning: onReady
         )
         logger.info("unid ready", metadata: ["data_dir": "\(dataDirectory.root)", "accelerator": "\(accelerator)", "qemu": "\(binary)", "version": "\(UniVersion.current)",
-                                     "vm_store": "\(configuration.vmStore.rawValue)"])
+                                     "vm_store": "\(configuration.vmStore.rawValue)", "cgroups": "\(cgroups.mechanism.rawValue)",
+                                     "cgroup_root": "\(configuration.cgroupRoot)"])
         services.append(api)
         return Daemon(manager: manager, services: services, lock: lock, info: info, registry: factory.registry, poller: poller)
     }

@@ -60,6 +60,12 @@ public final class ScriptedHypervisor: Hypervisor {
     }
     private let allInstances = Mutex<[(id: VMID, instance: ScriptedInstance)]>([])
 
+    private let cgroups = Mutex<[VMID: CgroupPlacement?]>([:])
+
+    /// The cgroup placement the latest launch of `id` was asked to join
+    /// (`.some(nil)`: launched without one; `nil`: never launched).
+    public func launchedCgroup(of id: VMID) -> CgroupPlacement?? { cgroups.withLock { $0[id] } }
+
     /// The VMs whose orphaned process a loading manager asked to stop.
     public var orphansStopped: [VMID] { orphans.withLock { $0 } }
 
@@ -78,6 +84,7 @@ public final class ScriptedHypervisor: Hypervisor {
 
     public func launch(_ request: LaunchRequest) async throws -> any HypervisorInstance {
         launches.withLock { $0 += 1 }
+        cgroups.withLock { $0[request.vm.id] = .some(request.cgroup) }
         let hold = launchHolds.withLock { $0.isEmpty ? nil : $0.removeFirst() }
         await hold?.suspend()
         let script = script(request.vm)

@@ -48,10 +48,16 @@ struct Unid: AsyncParsableCommand {
             transform: { try parseChoice($0, flag: "--vm-store", as: VMStoreKind.self) })
     var vmStore: VMStoreKind = .file
 
+    @Option(name: .long, help: "Where the cgroup filesystem is mounted: each VM's QEMU gets its own cgroup there (v2, or v1 cpu and memory hierarchies on hybrid hosts) holding --cpu-shares and --memory-max. Without usable cgroups VMs run unlimited, with one warning.")
+    var cgroupRoot: String = CgroupControllers.defaultRoot
+
     @Option(name: .long, help: "Export lifecycle spans over OTLP/gRPC to HOST:PORT (e.g. localhost:4317). Default: off (OTEL_* variables are honoured).")
     var traceAddr: String?
 
     func validate() throws {
+        guard cgroupRoot.hasPrefix("/"), !cgroupRoot.containsControlCharacter else {
+            throw ValidationError("invalid --cgroup-root '\(cgroupRoot.escapingControlCharacters)': use an absolute path, such as /sys/fs/cgroup")
+        }
         do {
             if let metricsAddr { _ = try ListenAddress(parsing: metricsAddr, flag: "--metrics-addr") }
             if let uiAddr { _ = try ListenAddress(parsing: uiAddr, flag: "--ui-addr") }
@@ -72,7 +78,8 @@ struct Unid: AsyncParsableCommand {
             stopTimeout: stopTimeout,
             metricsAddress: metricsAddr,
             uiAddress: uiAddr,
-            vmStore: vmStore
+            vmStore: vmStore,
+            cgroupRoot: cgroupRoot
         )
         let daemon = try await Daemon.make(configuration: configuration, logger: logger, tracer: traces?.tracer ?? NoOpTracer())
         try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [])

@@ -38,6 +38,9 @@ func fullySetVM(name: String = "full") -> VM {
     vm.lastHealthError = "http 503 from /healthz"
     vm.restartCount = 2
     vm.lastRestartAt = Date(timeIntervalSince1970: 1_790_000_120.75)
+    vm.cgroup = CgroupStatus(mechanism: .v1, paths: ["/sys/fs/cgroup/cpu/uni/\(vm.id)", "/sys/fs/cgroup/memory/uni/\(vm.id)"], enforced: true)
+    // Never saved by the manager; a store keeps whatever JSON it is given.
+    vm.pressure = ResourcePressure(cpu: PressureStall(some: PressureLine(avg10: 1.5, avg60: 0.5, avg300: 0.25, totalMicroseconds: 42)))
     vm.recordExit(ExitRecord(finishedAt: Date(timeIntervalSince1970: 1_790_000_110.5), reason: .crashed, exitCode: 139, signal: 11, error: "segfault"))
     vm.recordExit(ExitRecord(finishedAt: Date(timeIntervalSince1970: 1_790_000_200.625), reason: .killed, exitCode: 137, signal: 9))
     return vm

@@ -23,10 +23,13 @@ struct VMManagerUpdateTests {
             #expect(harness.store.record(vm.id)?.config.diskThrottle == DiskThrottle(iops: 20, bytesPerSecond: 1 << 20))
             let event = try #require(manager.events.events(matching: VMEventFilter()).last)
             #expect(event.kind == .update)
-            #expect(event.attributes == ["live": "true", "cpu_shares": "300", "disk_iops": "20", "disk_bps": "1048576"])
+            // This manager has no cgroups: the CPU weight is recorded, not enforced, so not all of it is live.
+            #expect(event.attributes == ["live": "false", "cpu_shares": "300", "disk_iops": "20", "disk_bps": "1048576"])
             // Only the quota: the disk is not touched again.
             _ = try await manager.update("d", ResourceUpdate(cpuShares: 400))
             #expect(instance.diskThrottles.count == 1)
+            _ = try await manager.update("d", ResourceUpdate(diskIOPS: 30))
+            #expect(manager.events.events(matching: VMEventFilter()).last?.attributes == ["live": "true", "disk_iops": "30"])
         }
     }
 
@@ -102,6 +105,53 @@ struct VMManagerUpdateTests {
             #expect(final.state == .stopped)
             #expect(final.config.diskThrottle == DiskThrottle(bytesPerSecond: 4096))
             await VMManagerRaceTests.checkInvariants(harness, manager)
+        }
+    }
+}
+
+/// `uni update` of the quota: through the running VM's cgroup.
+@Suite("VMManager.update of the quota (recording cgroup controller)")
+struct VMManagerQuotaUpdateTests {
+    typealias Harness = VMManagerCgroupTests.Harness
+
+    @Test("a running VM's cgroup takes the new quota at once; a stopped VM's record only changes")
+    func liveQuota() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            let vm = try await manager.run(harness.config("web"))
+            let updated = try await manager.update("web", ResourceUpdate(cpuShares: 900, memoryMax: ByteSize(bytes: 0)))
+            #expect(updated.config.quota == ResourceQuota(cpuShares: 900))
+            #expect(harness.cgroups.calls.last == .update(vm.id, ResourceQuota(cpuShares: 900)))
+            #expect(manager.events.events(matching: VMEventFilter()).last?.attributes["live"] == "true")
+            _ = try await manager.stop("web")
+            let calls = harness.cgroups.calls.count
+            _ = try await manager.update("web", ResourceUpdate(cpuShares: 50))
+            #expect(harness.cgroups.calls.count == calls, "no cgroup while stopped")
+            _ = try await manager.start("web")
+            #expect(harness.cgroups.calls.contains(.create(vm.id, ResourceQuota(cpuShares: 50))), "the next start takes the record's quota")
+        }
+    }
+
+    @Test("a cgroup that refuses the quota leaves the record as it was")
+    func refused() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            _ = try await manager.run(harness.config("web"))
+            harness.cgroups.failUpdates(with: UniError(.unavailable, "cannot write memory.max: Device or resource busy"))
+            let error = await #expect(throws: UniError.self) { try await manager.update("web", ResourceUpdate(memoryMax: .mebibytes(300))) }
+            #expect(error?.message == "cannot write memory.max: Device or resource busy")
+            #expect(try await manager.inspect("web").config.quota.memoryMax == ByteSize(bytes: 512 << 20))
+        }
+    }
+
+    @Test("a host without cgroups records the new quota and says it is not live")
+    func withoutCgroups() async throws {
+        let harness = try Harness(cgroups: RecordingCgroupController(mechanism: .none))
+        try await harness.run { manager in
+            _ = try await manager.run(harness.config("web"))
+            let updated = try await manager.update("web", ResourceUpdate(cpuShares: 700))
+            #expect(updated.config.quota.cpuShares == 700)
+            #expect(manager.events.events(matching: VMEventFilter()).last?.attributes["live"] == "false")
         }
     }
 }

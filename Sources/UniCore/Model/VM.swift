@@ -72,6 +72,9 @@ public enum StopReason: String, Codable, Sendable {
     case daemonShutdown = "daemon_shutdown"
     /// Its health probe found it unhealthy and its restart policy restarts it.
     case unhealthy
+    /// The kernel killed QEMU because its cgroup reached its memory ceiling
+    /// (`--memory-max`): SIGKILL and an `oom_kill` count in the cgroup.
+    case oomKilled = "oom_killed"
 }
 
 extension StopReason {
@@ -80,7 +83,7 @@ extension StopReason {
     public var isRequested: Bool {
         switch self {
         case .stopped, .stopTimeout, .killed: return true
-        case .exited, .crashed, .failedToStart, .daemonRecovered, .daemonShutdown, .unhealthy: return false
+        case .exited, .crashed, .failedToStart, .daemonRecovered, .daemonShutdown, .unhealthy, .oomKilled: return false
         }
     }
 }
@@ -154,6 +157,12 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
     public var restartGaveUp: Bool
     /// The last ``VM/exitsKept`` ends of its process, oldest first.
     public var exits: [ExitRecord]
+    /// The cgroup of the last start: mechanism, folders, whether the quota
+    /// is enforced and why not; `nil` before the first start.
+    public var cgroup: CgroupStatus?
+    /// The cgroup's pressure (PSI), read live by an inspect of a running
+    /// VM where the kernel offers it; never stored (stores never see it set).
+    public var pressure: ResourcePressure?
 
     /// How many ends ``exits`` keeps.
     public static let exitsKept = 10
@@ -192,7 +201,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         case daemonRecovered = "daemon_recovered"
         case health, healthFailures = "health_failures", lastHealthCheckAt = "last_health_check_at"
         case lastHealthError = "last_health_error", restartCount = "restart_count", lastRestartAt = "last_restart_at", exits
-        case restartGaveUp = "restart_gave_up"
+        case restartGaveUp = "restart_gave_up", cgroup, pressure
     }
 
     public init(from decoder: any Decoder) throws {
@@ -228,5 +237,7 @@ public struct VM: Codable, Sendable, Hashable, Identifiable {
         lastRestartAt = try c.decodeIfPresent(Date.self, forKey: .lastRestartAt)
         restartGaveUp = try c.decodeIfPresent(Bool.self, forKey: .restartGaveUp) ?? false
         exits = try c.decodeIfPresent([ExitRecord].self, forKey: .exits) ?? []
+        cgroup = try c.decodeIfPresent(CgroupStatus.self, forKey: .cgroup)
+        pressure = try c.decodeIfPresent(ResourcePressure.self, forKey: .pressure)
     }
 }

@@ -5,15 +5,20 @@ import Synchronization
 import Glibc
 #endif
 
-/// A child process started with `posix_spawn`: stdout and stderr read on
-/// their own threads, and its exit noticed the moment it happens by a thread
-/// blocked in `waitpid`.
+/// A child process started by a fork and exec written in C
+/// (`cuni_spawn`): stdout and stderr read on their own threads, and its
+/// exit noticed the moment it happens by a thread blocked in `waitpid`.
 ///
 /// The child gets its own process group (a Ctrl-C meant for the daemon does
 /// not reach it), default signal dispositions (the daemon's ignored
-/// signals are not inherited) and no descriptor but 0, 1 and 2: SwiftNIO
-/// opens its sockets without close-on-exec, and a QEMU holding unid's
-/// listening socket would keep `uni` waiting on a dead daemon.
+/// signals are not inherited), an empty signal mask, and no descriptor but
+/// 0 (`/dev/null`), 1 and 2: SwiftNIO opens its sockets without
+/// close-on-exec, and a QEMU holding unid's listening socket would keep
+/// `uni` waiting on a dead daemon. Before the exec it joins the cgroups it
+/// is given (it writes "0" to their `cgroup.procs`), so the program never
+/// runs outside its limits. The initialiser returns once the exec happened;
+/// an exec or cgroup join that failed is reported by errno through a
+/// close-on-exec pipe and thrown.
 final class ChildProcess: Sendable {
     /// How the process ended, from `waitpid`.
     enum Termination: Sendable, Hashable {
@@ -29,9 +34,22 @@ final class ChildProcess: Sendable {
     private static let stderrTailLimit = 8192
 
     /// Starts `executable` with `arguments` (argv[0] excluded).
-    /// - Parameter onStdout: called on a reader thread with each chunk of stdout.
-    /// - Throws: ``UniError`` when the process cannot be spawned.
-    init(executable: String, arguments: [String], onStdout: @escaping @Sendable ([UInt8]) -> Void) throws {
+    /// - Parameters:
+    ///   - cgroupProcsFiles: `cgroup.procs` files the child joins before the exec.
+    ///   - onStdout: called on a reader thread with each chunk of stdout.
+    /// - Throws: ``UniError`` when the process cannot be started or cannot
+    ///   join a cgroup, naming the binary or the cgroup.
+    init(executable: String, arguments: [String], cgroupProcsFiles: [String] = [], onStdout: @escaping @Sendable ([UInt8]) -> Void) throws {
+        var cgroupFDs: [Int32] = []
+        defer { cgroupFDs.forEach { close($0) } }
+        for file in cgroupProcsFiles {
+            let fd = open(file, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw ChildProcess.cgroupError(executable, file, errno) }
+            cgroupFDs.append(fd)
+        }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard devNull >= 0 else { throw ChildProcess.spawnError(executable, errno) }
+        defer { close(devNull) }
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
         guard ChildProcess.makePipe(&stdoutPipe) else { throw ChildProcess.spawnError(executable, errno) }
@@ -41,41 +59,23 @@ final class ChildProcess: Sendable {
             throw ChildProcess.spawnError(executable, code)
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        // Last, after the dup2s: closes every other descriptor, including
-        // ones opened without close-on-exec by code that is not ours.
-        let closeFrom = cuni_spawn_file_actions_addclosefrom(&actions, 3)
-        guard closeFrom == 0 else {
-            ChildProcess.closePipes(stdoutPipe, stderrPipe)
-            throw ChildProcess.spawnError(executable, closeFrom)
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
-
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let maxFD = Int32(clamping: limit.rlim_cur == rlim_t.max ? 1 << 20 : limit.rlim_cur)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        var failure = cuni_spawn_failure()
+        let child = cgroupFDs.withUnsafeBufferPointer { fds in
+            cuni_spawn(executable, argv, environ, devNull, stdoutPipe[1], stderrPipe[1], fds.baseAddress, Int32(fds.count), maxFD, &failure)
+        }
         close(stdoutPipe[1])
         close(stderrPipe[1])
-        guard result == 0 else {
+        guard child > 0 else {
             close(stdoutPipe[0]); close(stderrPipe[0])
-            throw ChildProcess.spawnError(executable, result)
+            if failure.step >= 0, Int(failure.step) < cgroupProcsFiles.count {
+                throw ChildProcess.cgroupError(executable, cgroupProcsFiles[Int(failure.step)], failure.error)
+            }
+            throw ChildProcess.spawnError(executable, failure.error)
         }
         pid = child
         let spawned = child
@@ -168,5 +168,10 @@ final class ChildProcess: Sendable {
 
     private static func spawnError(_ executable: String, _ code: Int32) -> UniError {
         UniError(.hypervisorFailed, "cannot start '\(executable)': \(String(cString: strerror(code)))")
+    }
+
+    private static func cgroupError(_ executable: String, _ procsFile: String, _ code: Int32) -> UniError {
+        let cgroup = procsFile.hasSuffix("/cgroup.procs") ? String(procsFile.dropLast("/cgroup.procs".count)) : procsFile
+        return UniError(.hypervisorFailed, "cannot place '\(executable)' in cgroup '\(cgroup)': \(String(cString: strerror(code)))")
     }
 }

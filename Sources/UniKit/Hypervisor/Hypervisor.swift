@@ -38,13 +38,17 @@ public struct LaunchRequest: Sendable {
     public var console: ConsoleLog
     /// When the backend may check that the guest runs.
     public var confirmation: StartConfirmation
+    /// The cgroup the process must join before the guest runs (`nil`: none).
+    /// A backend with a process joins it between fork and exec.
+    public var cgroup: CgroupPlacement?
 
     /// Creates a request.
-    public init(vm: VM, directory: String, console: ConsoleLog, confirmation: StartConfirmation = .immediate) {
+    public init(vm: VM, directory: String, console: ConsoleLog, confirmation: StartConfirmation = .immediate, cgroup: CgroupPlacement? = nil) {
         self.vm = vm
         self.directory = directory
         self.console = console
         self.confirmation = confirmation
+        self.cgroup = cgroup
     }
 }
 

@@ -156,15 +156,32 @@ extension VMManager {
         let console = console(of: id)
         console.prepare()
         let instance: any HypervisorInstance
+        var placement: CgroupPlacement?
         do {
-            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation))
+            // After `starting` is written: a daemon that dies from here on
+            // leaves a record that tells the next one to look for the cgroup.
+            vm.cgroup = nil
+            let cgroup = try prepareCgroup(for: vm)
+            placement = cgroup.placement
+            vm.cgroup = cgroup.status
+            instance = try await hypervisor.launch(LaunchRequest(vm: vm, directory: directory, console: console, confirmation: confirmation,
+                                                                 cgroup: placement))
         } catch {
-            let failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
+            // A guest that outgrows its ceiling while the start is confirmed
+            // is OOM-killed, not a start that failed.
+            let oomKilled = placement.map { backends.cgroups.oomKilled($0) } ?? false
+            // The launch left no process behind, so the cgroup is empty.
+            releaseCgroup(placement, of: id)
+            var failure = (error as? UniError) ?? UniError(.hypervisorFailed, "\(error)")
+            if oomKilled {
+                failure = UniError(.hypervisorFailed, "qemu was killed by the kernel while starting: its cgroup reached the memory ceiling (memory max \(vm.config.quota.memoryMax.map { "\($0)" } ?? "none"))")
+            }
+            let reason: StopReason = oomKilled ? .oomKilled : .failedToStart
             vm.state = .stopped
-            vm.stopReason = .failedToStart
+            vm.stopReason = reason
             vm.lastError = failure.message
             vm.finishedAt = configuration.now()
-            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: .failedToStart, error: failure.message))
+            vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: reason, error: failure.message))
             do {
                 try await commit(vm, from: .starting)
             } catch {
@@ -194,6 +211,7 @@ extension VMManager {
             // Without a durable record the VM must not keep running.
             instance.forceStop()
             _ = await instance.waitForExit()
+            releaseCgroup(placement, of: id)
             vm.state = .stopped
             vm.pid = nil
             vm.stopReason = .failedToStart
@@ -207,7 +225,7 @@ extension VMManager {
         }
         // Registered only after the commit, with no suspension in between, so
         // an exit (even an instant one) is recorded after `running`, never before.
-        runtimes[id] = Runtime(instance: instance, intent: nil)
+        runtimes[id] = Runtime(instance: instance, intent: nil, placement: placement)
         jobContinuation.yield(.exit(ExitWatch(id: id, instance: instance)))
         if vm.config.healthCheck != nil { jobContinuation.yield(.health(ExitWatch(id: id, instance: instance))) }
         telemetry?.recordStart(duration: ContinuousClock.now - requested)

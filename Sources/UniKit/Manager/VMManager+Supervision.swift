@@ -63,14 +63,23 @@ extension VMManager {
         vm.qemuExitStatus = exit.processStatus
         vm.exitSignal = exit.signal
         vm.stopReason = runtime.intent ?? (exit.signal != nil ? .crashed : .exited)
+        // Read before the cgroup goes: a SIGKILL nobody here sent, with an
+        // OOM kill counted in the VM's cgroup, is the kernel's doing.
+        if runtime.intent == nil, exit.signal == SIGKILL, let placement = runtime.placement, backends.cgroups.oomKilled(placement) {
+            vm.stopReason = .oomKilled
+        }
+        releaseCgroup(runtime.placement, of: id)
         // A stopped VM has no health; its last failed probe stays in `last_health_error`.
         vm.health = .none
         vm.healthFailures = 0
         if vm.stopReason == .crashed {
             vm.lastError = "qemu was killed by signal \(exit.signal ?? 0)"
+        } else if vm.stopReason == .oomKilled {
+            vm.lastError = "qemu was killed by the kernel: its cgroup reached the memory ceiling (memory max \(vm.config.quota.memoryMax.map { "\($0)" } ?? "none"))"
         }
+        let failed = vm.stopReason == .crashed || vm.stopReason == .oomKilled
         vm.recordExit(ExitRecord(finishedAt: vm.finishedAt!, reason: vm.stopReason ?? .exited, exitCode: exit.exitCode, signal: exit.signal,
-                                 error: vm.stopReason == .crashed ? vm.lastError : nil))
+                                 error: failed ? vm.lastError : nil))
         var failure: (any Error & Sendable)?
         do {
             try await commit(vm, from: from, extra: [LogKeys.exitCode: "\(exit.exitCode)", LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
@@ -246,7 +255,7 @@ extension VMManager {
         case .onFailure:
             switch reason {
             case .exited: return vm.exitCode != 0
-            case .crashed, .failedToStart, .unhealthy: return true
+            case .crashed, .failedToStart, .unhealthy, .oomKilled: return true
             case .stopped, .stopTimeout, .killed, .daemonRecovered, .daemonShutdown: return false
             }
         }
@@ -347,6 +356,7 @@ extension VMManager {
         case .daemonRecovered: return "was recovered"
         case .daemonShutdown: return "was stopped by the daemon's shutdown"
         case .unhealthy: return "was stopped as unhealthy"
+        case .oomKilled: return "was OOM-killed by the kernel"
         }
     }
 }

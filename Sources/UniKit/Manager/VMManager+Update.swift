@@ -24,19 +24,36 @@ extension VMManager {
         // any other state has no process; all take the record's values
         // at their next start.
         let live = vm.state == .running ? runtimes[id] : nil
-        if let live, config.diskThrottle != vm.config.diskThrottle {
-            try await live.instance.setDiskThrottle(config.diskThrottle)
+        let placement = live == nil ? nil : cgroupPlacement(of: id)
+        let quotaChanged = config.quota != vm.config.quota, diskChanged = config.diskThrottle != vm.config.diskThrottle
+        if let placement, quotaChanged {
+            try backends.cgroups.update(placement, quota: config.quota)
+        }
+        // The record says what the VM runs with: a later step that fails
+        // puts the earlier ones back.
+        func revert(disk: Bool) async {
+            if let placement, quotaChanged { try? backends.cgroups.update(placement, quota: vm.config.quota) }
+            if disk, let live { try? await live.instance.setDiskThrottle(vm.config.diskThrottle) }
+        }
+        if let live, diskChanged {
+            do {
+                try await live.instance.setDiskThrottle(config.diskThrottle)
+            } catch {
+                await revert(disk: false)
+                throw error
+            }
         }
         var updated = vm
         updated.config = config
         do {
             try await commit(updated, from: vm.state)
         } catch {
-            // The record says what the VM runs with: put the old limits back.
-            if let live, config.diskThrottle != vm.config.diskThrottle { try? await live.instance.setDiskThrottle(vm.config.diskThrottle) }
+            await revert(disk: diskChanged)
             throw error
         }
-        var attributes = ["live": live == nil ? "false" : "true"]
+        // `live`: the running VM took the new limits; a quota change on a
+        // host without cgroups is recorded but not enforced.
+        var attributes = ["live": live == nil || (quotaChanged && placement == nil) ? "false" : "true"]
         if let cpuShares = update.cpuShares { attributes["cpu_shares"] = "\(cpuShares)" }
         if let memoryMax = update.memoryMax { attributes["memory_max_bytes"] = "\(memoryMax.bytes)" }
         if let iops = update.diskIOPS { attributes["disk_iops"] = "\(iops)" }

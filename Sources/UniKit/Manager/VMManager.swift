@@ -54,6 +54,8 @@ public actor VMManager: Service {
     var restartStreaks: [VMID: Int] = [:]
     /// Restart jobs that ended (ran, were called off or cancelled): tests wait on it.
     var restartsHandled = 0
+    /// Set once the "quotas are not enforced" warning is logged: once per manager, not per VM.
+    var warnedCgroupsUnavailable = false
     let jobs: AsyncStream<SupervisionJob>
     let jobContinuation: AsyncStream<SupervisionJob>.Continuation
 
@@ -61,6 +63,8 @@ public actor VMManager: Service {
         let instance: any HypervisorInstance
         /// Why the process is expected to end (`stop`, `kill`); `nil`: by itself.
         var intent: StopReason?
+        /// The cgroup the process runs in, removed once it has ended.
+        var placement: CgroupPlacement?
     }
 
     struct ExitWatch: Sendable {
@@ -171,6 +175,8 @@ public actor VMManager: Service {
             consoles[vm.id] = makeConsole(vm.id)
             if vm.state.hasProcess {
                 let killed = await hypervisor.stopOrphan(of: vm, directory: configuration.dataDirectory.vmDirectory(vm.id))
+                // Its process is gone now, so the cgroup it left is empty.
+                backends.cgroups.removeLeftover(of: vm.id)
                 let from = vm.state
                 vm.state = .stopped
                 vm.finishedAt = configuration.now()
@@ -219,9 +225,13 @@ public actor VMManager: Service {
 
     /// The record of the VM `reference` names.
     /// - Throws: ``UniError``: `notFound` naming the reference, `invalidArgument` when it is ambiguous.
+    /// A running VM's record carries its cgroup's pressure (PSI), read now,
+    /// where the kernel offers it.
+    /// - Throws: ``UniError``: `notFound` naming the reference, `invalidArgument` when it is ambiguous.
     public func inspect(_ reference: String) throws -> VM {
         let id = try table.resolve(reference)
-        guard let vm = table[id] else { throw UniError(.notFound, "no such vm: \(reference)") }
+        guard var vm = table[id] else { throw UniError(.notFound, "no such vm: \(reference)") }
+        vm.pressure = pressure(of: id)
         return vm
     }
 

@@ -67,11 +67,16 @@ public struct VMManagerBackends: Sendable {
     /// The local image store VMs created from a reference boot from;
     /// `nil`: the data dir's `images` folder.
     public var images: ImageService?
+    /// What holds each VM to its resource quota (`unid` passes
+    /// ``CgroupControllers/detect(root:)``'s pick).
+    public var cgroups: any CgroupController
 
-    /// Groups the backends; telemetry and tracing are off by default, stats come from `/proc`.
+    /// Groups the backends; telemetry and tracing are off by default, stats
+    /// come from `/proc`, and no cgroups are used unless a controller is given.
     public init(store: any VMStore, hypervisor: any Hypervisor, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
                 statsSource: any StatsSource = ProcStatsSource(), healthProber: any HealthProber = SocketHealthProber(),
-                images: ImageService? = nil) {
+                images: ImageService? = nil,
+                cgroups: any CgroupController = NoCgroupController(reason: "no cgroup controller was configured")) {
         self.store = store
         self.hypervisor = hypervisor
         self.telemetry = telemetry
@@ -79,5 +84,6 @@ public struct VMManagerBackends: Sendable {
         self.statsSource = statsSource
         self.healthProber = healthProber
         self.images = images
+        self.cgroups = cgroups
     }
 }

@@ -38,6 +38,14 @@ public enum MetricNames {
     public static let vmDiskReadBytes = "uni_vm_disk_read_bytes_total"
     /// Counter by VM: bytes written to its disk.
     public static let vmDiskWrittenBytes = "uni_vm_disk_written_bytes_total"
+    /// Counter by VM and `resource` (cpu, memory, io): seconds in which at
+    /// least one task of the VM's cgroup waited for the resource (PSI `some`).
+    public static let vmPressureWaiting = "uni_vm_pressure_waiting_seconds_total"
+    /// Counter by VM and `resource` (cpu, memory, io): seconds in which all
+    /// non-idle tasks of the VM's cgroup waited at once (PSI `full`).
+    public static let vmPressureStalled = "uni_vm_pressure_stalled_seconds_total"
+    /// The label of ``vmPressureWaiting`` and ``vmPressureStalled`` naming the resource.
+    public static let resourceLabel = "resource"
     /// Counter: console bytes that could not be written to disk (a full disk).
     public static let consoleDroppedBytes = "uni_console_dropped_bytes_total"
     /// Counter: VM record writes the store refused.
@@ -72,6 +80,8 @@ public enum MetricNames {
         vmNetworkTransmitBytes: "Bytes the guest sent over its network (QEMU filter-dump), summed over its runs.",
         vmDiskReadBytes: "Bytes read from the VM's disk (QMP query-blockstats), summed over its runs.",
         vmDiskWrittenBytes: "Bytes written to the VM's disk (QMP query-blockstats), summed over its runs.",
+        vmPressureWaiting: "Seconds in which some task of the VM's cgroup waited for the resource (PSI some), summed over its runs; only where the kernel offers PSI for it.",
+        vmPressureStalled: "Seconds in which all non-idle tasks of the VM's cgroup waited for the resource at once (PSI full), summed over its runs; only where the kernel offers PSI for it.",
         consoleDroppedBytes: "Serial console bytes that could not be written to console.log (followers still got them).",
         storeWriteFailures: "VM record writes (saves and deletes) the store refused; unid retries saves.",
     ]

@@ -36,5 +36,6 @@ public struct VMStatsPoller: Service {
         let sampled = Set(updates.map(\.stats.vmID))
         for update in updates { telemetry.record(update) }
         for vm in vms where vm.state.hasProcess && !sampled.contains(vm.id) { telemetry.clearSample(for: vm.id) }
+        for reading in await manager.pressureReadings() { telemetry.record(reading) }
     }
 }

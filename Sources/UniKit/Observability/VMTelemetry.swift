@@ -34,6 +34,9 @@ public final class VMTelemetry: Sendable {
         let countedRestarts: Mutex<Int>
         /// One gauge per status, created with the first health verdict.
         let health: Mutex<[HealthStatus: Gauge]>
+        /// PSI counters by metric and resource, created on their first
+        /// reading, with the run and kernel total they last counted.
+        let pressure: Mutex<[String: (counter: FloatingPointCounter, run: Int, totalMicroseconds: UInt64)]>
 
         init(id: VMID, name: String, factory: any MetricsFactory) {
             self.name = name
@@ -45,6 +48,7 @@ public final class VMTelemetry: Sendable {
             io = Mutex([:])
             countedRestarts = Mutex(0)
             health = Mutex([:])
+            pressure = Mutex([:])
         }
     }
 
@@ -158,6 +162,32 @@ public final class VMTelemetry: Sendable {
         }
     }
 
+    /// Counts one PSI reading of a running VM's cgroup: each counter grows
+    /// by the kernel total's increase since the last reading of the same
+    /// run (a new run's cgroup starts again from 0). A resource or line the
+    /// kernel does not report has no series.
+    public func record(_ reading: PressureReading) {
+        guard let entry = perVM.withLock({ $0[reading.vmID] }) else { return }
+        let resources: [(String, PressureStall?)] = [("cpu", reading.pressure.cpu), ("memory", reading.pressure.memory), ("io", reading.pressure.io)]
+        entry.pressure.withLock { counters in
+            for (resource, stall) in resources {
+                guard let stall else { continue }
+                for (name, line) in [(MetricNames.vmPressureWaiting, Optional(stall.some)), (MetricNames.vmPressureStalled, stall.full)] {
+                    guard let line else { continue }
+                    let key = name + "/" + resource
+                    let counter = counters[key]?.counter
+                        ?? FloatingPointCounter(label: name, dimensions: entry.dimensions + [(MetricNames.resourceLabel, resource)], factory: factory)
+                    var increase = line.totalMicroseconds
+                    if let last = counters[key], last.run == reading.run {
+                        increase = line.totalMicroseconds >= last.totalMicroseconds ? line.totalMicroseconds - last.totalMicroseconds : 0
+                    }
+                    if increase > 0 { counter.increment(by: Double(increase) / 1_000_000) }
+                    counters[key] = (counter, reading.run, line.totalMicroseconds)
+                }
+            }
+        }
+    }
+
     /// Drops the memory series of a VM whose process cannot be measured.
     public func clearSample(for id: VMID) {
         guard let entry = perVM.withLock({ $0[id] }) else { return }
@@ -194,6 +224,10 @@ public final class VMTelemetry: Sendable {
         }
         entry.io.withLock { counters in
             for counter in counters.values { counter.destroy() }
+            counters.removeAll()
+        }
+        entry.pressure.withLock { counters in
+            for value in counters.values { value.counter.destroy() }
             counters.removeAll()
         }
         entry.cpu.destroy()

@@ -62,7 +62,8 @@ public struct QEMUHypervisor: Hypervisor {
         let console = request.console
         let process: ChildProcess
         do {
-            process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments) { console.append($0) }
+            process = try ChildProcess(executable: binaryPath, arguments: commandLine.arguments,
+                                       cgroupProcsFiles: request.cgroup?.procsFiles ?? []) { console.append($0) }
         } catch {
             network?.stop()
             throw error
