@@ -111,8 +111,8 @@ struct ConsoleLogTests {
 
 @Suite("File VM store")
 struct FileVMStoreTests {
-    func sampleVM() -> VM {
-        VM(id: VMID.random(), name: "web", config: VMConfig(image: "/k", ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
+    func sampleVM(name: String = "web") -> VM {
+        VM(id: VMID.random(), name: name, config: VMConfig(image: "/k", ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
            imageKind: .kernel, createdAt: Date(timeIntervalSince1970: 1_790_000_000.5))
     }
 
@@ -182,25 +182,38 @@ struct FileVMStoreTests {
         #expect(RFC3339.date(from: "2026-09-21T14:13:20.500Z") == Date(timeIntervalSince1970: 1_790_000_000.5))
     }
 
-    @Test("a corrupt record is reported, skipped and left on disk")
+    @Test("a truncated, a garbage and a missing state.json are each reported with their path and id, skipped and left on disk")
     func corrupt() async throws {
         try await TemporaryDirectory.with { dir in
             let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
             let good = sampleVM()
             try await store.save(good)
-            let bad = VMID.random()
-            try FileManager.default.createDirectory(atPath: dir.path + "/vms/\(bad)", withIntermediateDirectories: true)
-            try "{ not json".write(toFile: store.recordPath(bad), atomically: true, encoding: .utf8)
+            // A record cut short by a full disk or a crash of another tool.
+            let truncatedVM = sampleVM(name: "truncated")
+            try await store.save(truncatedVM)
+            let whole = try #require(FileManager.default.contents(atPath: store.recordPath(truncatedVM.id)))
+            try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: store.recordPath(truncatedVM.id)))
+            let garbage = VMID.random(), empty = VMID.random()
+            for id in [garbage, empty] {
+                try FileManager.default.createDirectory(atPath: dir.path + "/vms/\(id)", withIntermediateDirectories: true)
+            }
+            try Data([0xff, 0x00, 0x7b, 0x13]).write(to: URL(fileURLWithPath: store.recordPath(garbage)))
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms.map(\.id) == [good.id])
-            #expect(snapshot.problems.count == 1)
-            #expect(snapshot.problems[0].contains(store.recordPath(bad)))
-            #expect(snapshot.problems[0].contains("not a valid VM record"))
-            #expect(FileManager.default.fileExists(atPath: store.recordPath(bad)))
+            let expected = [
+                UnreadableRecord(id: truncatedVM.id, path: store.recordPath(truncatedVM.id), reason: "not a valid VM record (not valid JSON)"),
+                UnreadableRecord(id: garbage, path: store.recordPath(garbage), reason: "not a valid VM record (not valid JSON)"),
+                UnreadableRecord(id: empty, path: store.recordPath(empty), reason: "missing or unreadable"),
+            ]
+            #expect(Set(snapshot.problems) == Set(expected))
+            #expect(snapshot.problems.first { $0.id == garbage }?.description
+                    == "\(store.recordPath(garbage)): not a valid VM record (not valid JSON); skipped and left as it is")
+            #expect(FileManager.default.contents(atPath: store.recordPath(truncatedVM.id)) == whole.prefix(whole.count / 2))
+            #expect(FileManager.default.contents(atPath: store.recordPath(garbage)) == Data([0xff, 0x00, 0x7b, 0x13]))
         }
     }
 
-    @Test("a record from a newer schema is refused with its version")
+    @Test("a record from a newer schema is refused with its version, typed with its id and path")
     func newerSchema() async throws {
         try await TemporaryDirectory.with { dir in
             let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
@@ -210,7 +223,8 @@ struct FileVMStoreTests {
             try text.replacingOccurrences(of: "\"schema_version\" : 1", with: "\"schema_version\" : 9").write(toFile: store.recordPath(vm.id), atomically: true, encoding: .utf8)
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms.isEmpty)
-            #expect(snapshot.problems.first?.contains("schema_version 9 is newer") == true)
+            #expect(snapshot.problems == [UnreadableRecord(id: vm.id, path: store.recordPath(vm.id),
+                                                           reason: "record schema_version 9 is newer than this build understands (1)")])
         }
     }
 
