@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import UniCore
 @testable import UniKit
 import UniKitTesting
 
@@ -180,6 +181,30 @@ struct FileVMStoreTests {
         #expect(RFC3339.string(from: Date(timeIntervalSince1970: 1_790_000_000.1229)) == "2026-09-21T14:13:20.123Z")
         #expect(RFC3339.string(from: Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         #expect(RFC3339.date(from: "2026-09-21T14:13:20.500Z") == Date(timeIntervalSince1970: 1_790_000_000.5))
+    }
+
+    @Test("the hand-read RFC 3339 form gives Foundation's dates; other forms still go to Foundation")
+    func timestampParsing() throws {
+        let foundation = { (text: String) in try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            // 2001-01-01 to 2100-01-01, milliseconds.
+            let milliseconds = Int64.random(in: 978_307_200_000..<4_102_444_800_000, using: &generator)
+            let text = RFC3339.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+            let date = try #require(RFC3339.canonicalDate(text), "\(text)")
+            #expect(abs(date.timeIntervalSince(try foundation(text))) < 1e-6, "\(text)")
+            #expect(RFC3339.string(from: date) == text)
+        }
+        #expect(RFC3339.canonicalDate("2026-09-21T14:13:20Z") == Date(timeIntervalSince1970: 1_790_000_000))
+        #expect(RFC3339.canonicalDate("2024-02-29T23:59:59.999Z") == (try foundation("2024-02-29T23:59:59.999Z")))
+        // Left to Foundation: an offset, another fraction length, a day it rolls over, a year before 2001, garbage.
+        for text in ["2026-09-21T16:13:20.123+02:00", "2026-09-21T14:13:20.5Z", "2026-02-29T00:00:00.000Z", "1999-12-31T23:59:59.000Z",
+                     "2026-13-01T00:00:00.000Z", "2026-09-21T14:13:2a.123Z", "2026-09-21 14:13:20.123Z", ""] {
+            #expect(RFC3339.canonicalDate(text) == nil, "\(text)")
+        }
+        #expect(RFC3339.date(from: "2026-09-21T16:13:20.123+02:00") == (try foundation("2026-09-21T14:13:20.123Z")))
+        #expect(RFC3339.date(from: "2026-02-29T00:00:00.000Z") == (try? foundation("2026-02-29T00:00:00.000Z")))
+        #expect(RFC3339.date(from: "yesterday") == nil)
     }
 
     @Test("a truncated, a garbage and a missing state.json are each reported with their path and id, skipped and left on disk")
