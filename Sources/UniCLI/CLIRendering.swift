@@ -11,13 +11,47 @@ import UniCore
 /// How `uni` prints VMs for people: fixed-width tables like `docker ps`.
 public enum CLIRendering {
     /// The `uni ps` table: ID NAME IMAGE STATE HEALTH UPTIME RESTARTS PORTS.
-    public static func table(_ vms: [VM], now: Date = Date()) -> String {
+    ///
+    /// Each unreadable record follows the VMs as one row in state `broken`
+    /// whose IMAGE column holds the record's path (`<vms.db> vm <row>` for
+    /// a database row without a well-formed id), so a person knows what to
+    /// inspect.
+    public static func table(_ vms: [VM], unreadable: [UnreadableRecord] = [], now: Date = Date()) -> String {
         let header = ["ID", "NAME", "IMAGE", "STATE", "HEALTH", "UPTIME", "RESTARTS", "PORTS"]
         let rows = vms.map { vm in
             [vm.id.rawValue, vm.name, vm.image == nil ? vm.config.image.lastPathComponent : vm.config.image, stateText(vm), vm.health == .none ? "-" : vm.health.rawValue,
              uptime(vm, now: now), "\(vm.restartCount)", vm.config.ports.map(\.description).joined(separator: ",")]
         }
-        return render([header] + rows)
+        let broken = unreadable.map { record in
+            [record.id?.rawValue ?? "-", "-", record.id == nil ? record.location : record.path.escapingControlCharacters,
+             brokenState, "-", "-", "-", ""]
+        }
+        return render([header] + rows + broken)
+    }
+
+    /// The STATE of an unreadable record in `uni ps -a`.
+    public static let brokenState = "broken"
+
+    /// One element of `uni ps --output json`: a VM record, or (with `-a`)
+    /// a record unid could not read, as `{"state": "broken", "id", "path",
+    /// "row_id", "reason"}` (docs/cli.md).
+    public enum ListEntry: Encodable {
+        /// A VM.
+        case vm(VM)
+        /// A record the daemon could not read.
+        case unreadable(UnreadableRecord)
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .vm(let vm): try vm.encode(to: encoder)
+            case .unreadable(let record):
+                try record.encode(to: encoder)
+                var container = encoder.container(keyedBy: StateKey.self)
+                try container.encode(CLIRendering.brokenState, forKey: .state)
+            }
+        }
+
+        private enum StateKey: String, CodingKey { case state }
     }
 
     /// The `uni images` table: REPOSITORY TAG DIGEST CREATED SIZE, the

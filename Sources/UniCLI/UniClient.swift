@@ -41,6 +41,10 @@ public struct UniClient: Sendable {
     /// `GET /v1/vms`: running VMs, or all with `all`.
     public func list(all: Bool = false) throws -> [VM] { try call("GET", "/v1/vms" + (all ? "?all=true" : "")) }
 
+    /// `GET /v1/records/unreadable`: the VM records the daemon could not
+    /// read at its start (left on disk as they are).
+    public func unreadableRecords() throws -> [UnreadableRecord] { try call("GET", "/v1/records/unreadable") }
+
     /// `POST /v1/vms`: creates a VM, and starts it unless `start` is false.
     public func create(_ config: VMConfig, start: Bool = true) throws -> VM {
         try call("POST", "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config))
@@ -279,6 +283,8 @@ extension UniClient {
     public func info() async throws -> DaemonInfo { try await offThread { try $0.info() } }
     /// `GET /v1/vms`.
     public func list(all: Bool = false) async throws -> [VM] { try await offThread { try $0.list(all: all) } }
+    /// `GET /v1/records/unreadable`.
+    public func unreadableRecords() async throws -> [UnreadableRecord] { try await offThread { try $0.unreadableRecords() } }
     /// `POST /v1/vms`.
     public func create(_ config: VMConfig, start: Bool = true) async throws -> VM { try await offThread { try $0.create(config, start: start) } }
     /// `GET /v1/vms/{ref}`.

@@ -143,16 +143,23 @@ struct ResourceOptions: ParsableArguments {
 struct PS: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List running VMs (all with -a).")
     @OptionGroup var global: GlobalOptions
-    @Flag(name: [.short, .long], help: "Show stopped and created VMs too.") var all = false
+    @Flag(name: [.short, .long], help: "Show stopped and created VMs too, and records unid cannot read (state broken).") var all = false
     @Flag(name: [.short, .long], help: "Print ids only.") var quiet = false
     @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
 
     func run() throws {
-        let vms = try global.client.list(all: all)
+        let client = global.client
+        let vms = try client.list(all: all)
+        // Broken records are listed with -a only: they have no process.
+        let unreadable = all ? try client.unreadableRecords() : []
         if quiet {
-            print(vms.map(\.id.rawValue).joined(separator: "\n"), terminator: vms.isEmpty ? "" : "\n")
+            let ids = vms.map(\.id.rawValue) + unreadable.compactMap(\.id?.rawValue)
+            print(ids.joined(separator: "\n"), terminator: ids.isEmpty ? "" : "\n")
+        } else if output == .json {
+            let entries = vms.map(CLIRendering.ListEntry.vm) + unreadable.map(CLIRendering.ListEntry.unreadable)
+            print(try CLIRendering.json(entries), terminator: "")
         } else {
-            print(output == .json ? try CLIRendering.json(vms) : CLIRendering.table(vms), terminator: "")
+            print(CLIRendering.table(vms, unreadable: unreadable), terminator: "")
         }
     }
 }

@@ -31,6 +31,12 @@ public enum APIRouter {
             return try json(await manager.list(all: all))
         }
 
+        // Records the store could not read: no VMs, so not in `GET /v1/vms`,
+        // whose array of VM records keeps its shape (docs/api.md).
+        v1.get("records/unreadable") { _, _ in
+            try json(await manager.unreadableRecords())
+        }
+
         v1.post("vms") { request, _ in
             let start = try request.uri.queryParameters["start"].map { try parseBool("start", String($0)) } ?? true
             let body = try await collectBody(request)

@@ -74,6 +74,68 @@ struct StoreIntegrationTests {
         await stop(backDaemon)
     }
 
+    @Test("uni ps -a lists a truncated state.json and a garbage vms.db row as broken with their path, beside the good VM; uni rm refuses them; they stay")
+    func unreadableRecords() async throws {
+        let dir = try TemporaryDirectory(prefix: "uni-it")
+        defer { dir.remove() }
+        let dataDirectory = DataDirectory(root: dir.path)
+        try dataDirectory.prepare()
+        let files = FileVMStore(dataDirectory: dataDirectory)
+        var good = VM(id: VMID.random(), name: "good", config: VMConfig(name: "good", image: "/k"), imageKind: .kernel, createdAt: Date())
+        good.state = .stopped
+        let broken = VM(id: VMID.random(), name: "broken", config: VMConfig(name: "broken", image: "/k"), imageKind: .kernel, createdAt: Date())
+        try await files.save(good)
+        try await files.save(broken)
+        let path = files.recordPath(broken.id)
+        let whole = try #require(FileManager.default.contents(atPath: path))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: path))
+        func uni(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) { try Host.runProduct("uni", ["--data-dir", dir.path] + arguments) }
+
+        let unid = try await startDaemon(dataDir: dir.path, store: "file")
+        defer { unid.send(SIGKILL) }
+        let table = try uni("ps", "-a")
+        #expect(table.status == 0, "\(table.stderr)")
+        let lines = table.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(lines.count == 3, "\(table.stdout)")
+        #expect(lines.dropFirst().first?.prefix(4) == [good.id.rawValue, "good", "k", "stopped"], "\(table.stdout)")
+        #expect(lines.last == [broken.id.rawValue, "-", path, "broken", "-", "-", "-"], "\(table.stdout)")
+        #expect(try uni("ps").stdout.split(separator: "\n").count == 1)
+        #expect(try uni("ps", "-aq").stdout == "\(good.id)\n\(broken.id)\n")
+        let json = try uni("ps", "-a", "--output", "json")
+        let entries = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(entries?.count == 2)
+        #expect(entries?.last?["state"] as? String == "broken")
+        #expect(entries?.last?["path"] as? String == path)
+        #expect(entries?.last?["reason"] as? String == "not a valid VM record (not valid JSON)")
+        let rm = try uni("rm", "-f", broken.id.rawValue)
+        #expect(rm.status == 1)
+        #expect(rm.stderr == "error: vm \(broken.id) cannot be used: its record \(path) cannot be read (not a valid VM record (not valid JSON)); "
+                + "unid leaves it as it is: repair it or delete it by hand (rm -r '\((path as NSString).deletingLastPathComponent)'), then restart unid\n")
+        // The log line names the path (read from unid's stderr as it arrives).
+        #expect(await Host.eventually { unid.standardError.contains("skipping unreadable vm record") && unid.standardError.contains(path) },
+                "\(unid.standardError)")
+        await stop(unid)
+        #expect(FileManager.default.contents(atPath: path) == whole.prefix(whole.count / 2))
+
+        // The same under sqlite: the good record moves into vms.db, the
+        // truncated file stays as it is (still listed), and a row whose JSON is garbage is broken too.
+        let database = try SQLiteVMStore(path: dataDirectory.databasePath)
+        var garbage = good
+        garbage.id = VMID.random()
+        garbage.name = "garbage"
+        try await database.save(garbage)
+        let garbageID = garbage.id.rawValue
+        try await database.writer.write { db in try db.execute(sql: "UPDATE vm SET record = 'garbage' WHERE id = ?", arguments: [garbageID]) }
+        let sqlite = try await startDaemon(dataDir: dir.path, store: "sqlite")
+        defer { sqlite.send(SIGKILL) }
+        let rows = try uni("ps", "-a").stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.count == 4, "\(rows)")
+        #expect(rows.dropFirst().first?.prefix(2) == [good.id.rawValue, "good"], "\(rows)")
+        #expect(Set(rows.suffix(2)) == [[garbage.id.rawValue, "-", dataDirectory.databasePath, "broken", "-", "-", "-"],
+                                        [broken.id.rawValue, "-", path, "broken", "-", "-", "-"]], "\(rows)")
+        await stop(sqlite)
+    }
+
     @Test("a corrupt vms.db stops unid with one line and a hint, under either store, and stays as it was")
     func corruptDatabase() throws {
         let dir = try TemporaryDirectory(prefix: "uni-it")

@@ -141,6 +141,34 @@ struct APITests {
         }
     }
 
+    @Test("GET /v1/records/unreadable lists a corrupt state.json with its path and id; GET /v1/vms keeps its shape; rm is 409 naming the path")
+    func unreadableRecords() async throws {
+        let harness = try APIHarness()
+        let broken = try VMID("0badc0ffee00")
+        let folder = harness.directory.path + "/vms/\(broken)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data("{\"schema_version\": 1, \"id\": \"0badc0".utf8).write(to: URL(fileURLWithPath: folder + "/state.json"))
+        try await harness.run { harness in
+            let good = try await harness.client.create(VMConfig(name: "good", image: harness.image), start: false)
+            let raw = try await harness.raw(.GET, "/v1/records/unreadable")
+            #expect(raw.status == 200)
+            let fields = try JSONSerialization.jsonObject(with: Data(raw.body.utf8)) as? [[String: String]]
+            #expect(fields == [["id": "0badc0ffee00", "path": folder + "/state.json", "reason": "not a valid VM record (not valid JSON)"]])
+            #expect(try await harness.client.unreadableRecords()
+                    == [UnreadableRecord(id: broken, path: folder + "/state.json", reason: "not a valid VM record (not valid JSON)")])
+            // The list of VMs is still an array of VM records only.
+            #expect(try await harness.client.list(all: true).map(\.id) == [good.id])
+
+            let rm = try await harness.raw(.DELETE, "/v1/vms/\(broken)?force=true")
+            #expect(rm.status == 409)
+            #expect(rm.body.contains("\"code\":\"invalid_state\""))
+            let typed = await #expect(throws: UniError.self) { try await harness.client.remove(broken.rawValue) }
+            #expect(typed?.message == "vm \(broken) cannot be used: its record \(folder)/state.json cannot be read (not a valid VM record (not valid JSON)); "
+                    + "unid leaves it as it is: repair it or delete it by hand (rm -r '\(folder)'), then restart unid")
+            #expect(FileManager.default.fileExists(atPath: folder + "/state.json"))
+        }
+    }
+
     @Test("values that would reach QEMU unchecked are refused with 400 naming them")
     func refusedValues() async throws {
         try await APIHarness().run { harness in
@@ -304,6 +332,28 @@ struct CLIHelperTests {
         0123456789ab   old    hello.elf   stopped (3)   -         -        0          8080:80/tcp
 
         """)
+    }
+
+    @Test("ps table and json: unreadable records follow the VMs as broken rows naming their path")
+    func brokenRows() throws {
+        let vm = VM(id: try VMID("0123456789ab"), name: "web", config: VMConfig(image: "/images/hello.elf"), imageKind: .kernel, createdAt: Date())
+        let file = UnreadableRecord(id: try VMID("0badc0ffee00"), path: "/d/vms/0badc0ffee00/state.json", reason: "not a valid VM record (not valid JSON)")
+        let row = UnreadableRecord(id: nil, path: "/d/vms/vms.db", rowID: "x", reason: "holds id 0123456789ab but is stored as x")
+        #expect(CLIRendering.table([vm], unreadable: [file, row]) == """
+        ID             NAME   IMAGE                            STATE     HEALTH   UPTIME   RESTARTS   PORTS
+        0123456789ab   web    hello.elf                        created   -        -        0
+        0badc0ffee00   -      /d/vms/0badc0ffee00/state.json   broken    -        -        -
+        -              -      /d/vms/vms.db vm x               broken    -        -        -
+
+        """)
+        let json = try CLIRendering.json([CLIRendering.ListEntry.unreadable(file), .unreadable(row)])
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: String]]
+        #expect(decoded == [
+            ["state": "broken", "id": "0badc0ffee00", "path": "/d/vms/0badc0ffee00/state.json", "reason": "not a valid VM record (not valid JSON)"],
+            ["state": "broken", "path": "/d/vms/vms.db", "row_id": "x", "reason": "holds id 0123456789ab but is stored as x"],
+        ])
+        let vmJSON = try CLIRendering.json([CLIRendering.ListEntry.vm(vm)])
+        #expect(vmJSON == (try CLIRendering.json([vm])))
     }
 
     @Test("--data-dir before the subcommand moves after it")

@@ -199,7 +199,7 @@ struct SQLiteVMStoreTests {
             try await store.writer.write { db in try db.execute(sql: "UPDATE vm SET record = '{' WHERE id = ?", arguments: [broken.rawValue]) }
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms == vms.filter { $0.id != broken })
-            #expect(snapshot.problems == ["\(store.path) vm \(broken): not a valid VM record (not valid JSON); skipped and left as it is"])
+            #expect(snapshot.problems.map(\.description) == ["\(store.path) vm \(broken): not a valid VM record (not valid JSON); skipped and left as it is"])
         }
     }
 
@@ -236,8 +236,33 @@ struct SQLiteVMStoreTests {
             }
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms == [good])
-            #expect(snapshot.problems == ["\(store.path) vm \(newer.id): record schema_version 9 is newer than this build understands (1); skipped"])
+            #expect(snapshot.problems == [UnreadableRecord(id: newer.id, path: store.path, rowID: newer.id.rawValue,
+                                                           reason: "record schema_version 9 is newer than this build understands (1)")])
             #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM vm") } == 2)
+        }
+    }
+
+    @Test("rows whose JSON is truncated or garbage are reported by database path and row id, left in their rows; the others load")
+    func unreadableRows() async throws {
+        try await withSQLiteStore { store, _ in
+            let good = fullySetVM(name: "good"), truncated = fullySetVM(name: "truncated"), garbage = fullySetVM(name: "garbage")
+            for vm in [good, truncated, garbage] { try await store.save(vm) }
+            try await store.writer.write { db in
+                try db.execute(sql: "UPDATE vm SET record = substr(record, 1, length(record) / 2) WHERE id = ?", arguments: [truncated.id.rawValue])
+                try db.execute(sql: "UPDATE vm SET record = X'FF007B13' WHERE id = ?", arguments: [garbage.id.rawValue])
+                // A row id no VM can have, as a hand edit could leave.
+                try db.execute(sql: "UPDATE vm SET id = 'Not-An-Id' WHERE id = ?", arguments: [good.id.rawValue])
+            }
+            let snapshot = try await store.loadAll()
+            #expect(snapshot.vms.isEmpty)
+            let json = "not a valid VM record (not valid JSON)"
+            #expect(Set(snapshot.problems) == [
+                UnreadableRecord(id: truncated.id, path: store.path, rowID: truncated.id.rawValue, reason: json),
+                UnreadableRecord(id: garbage.id, path: store.path, rowID: garbage.id.rawValue, reason: json),
+                UnreadableRecord(id: nil, path: store.path, rowID: "Not-An-Id", reason: "holds id \(good.id) but is stored as Not-An-Id"),
+            ])
+            #expect(snapshot.problems.first { $0.id == nil }?.location == "\(store.path) vm Not-An-Id")
+            #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM vm") } == 3)
         }
     }
 

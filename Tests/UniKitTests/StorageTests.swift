@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import UniCore
 @testable import UniKit
 import UniKitTesting
 
@@ -111,8 +112,8 @@ struct ConsoleLogTests {
 
 @Suite("File VM store")
 struct FileVMStoreTests {
-    func sampleVM() -> VM {
-        VM(id: VMID.random(), name: "web", config: VMConfig(image: "/k", memory: VMConfig.defaultMemory, cpus: 1, ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
+    func sampleVM(name: String = "web") -> VM {
+        VM(id: VMID.random(), name: name, config: VMConfig(image: "/k", memory: VMConfig.defaultMemory, cpus: 1, ports: [PortMapping(hostPort: 8080, guestPort: 80)], environment: ["A": "1"]),
            imageKind: .kernel, createdAt: Date(timeIntervalSince1970: 1_790_000_000.5))
     }
 
@@ -182,25 +183,62 @@ struct FileVMStoreTests {
         #expect(RFC3339.date(from: "2026-09-21T14:13:20.500Z") == Date(timeIntervalSince1970: 1_790_000_000.5))
     }
 
-    @Test("a corrupt record is reported, skipped and left on disk")
+    @Test("the hand-read RFC 3339 form gives Foundation's dates; other forms still go to Foundation")
+    func timestampParsing() throws {
+        let foundation = { (text: String) in try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            // 2001-01-01 to 2100-01-01, milliseconds.
+            let milliseconds = Int64.random(in: 978_307_200_000..<4_102_444_800_000, using: &generator)
+            let text = RFC3339.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+            let date = try #require(RFC3339.canonicalDate(text), "\(text)")
+            #expect(abs(date.timeIntervalSince(try foundation(text))) < 1e-6, "\(text)")
+            #expect(RFC3339.string(from: date) == text)
+        }
+        #expect(RFC3339.canonicalDate("2026-09-21T14:13:20Z") == Date(timeIntervalSince1970: 1_790_000_000))
+        #expect(RFC3339.canonicalDate("2024-02-29T23:59:59.999Z") == (try foundation("2024-02-29T23:59:59.999Z")))
+        // Left to Foundation: an offset, another fraction length, a day it rolls over, a year before 2001, garbage.
+        for text in ["2026-09-21T16:13:20.123+02:00", "2026-09-21T14:13:20.5Z", "2026-02-29T00:00:00.000Z", "1999-12-31T23:59:59.000Z",
+                     "2026-13-01T00:00:00.000Z", "2026-09-21T14:13:2a.123Z", "2026-09-21 14:13:20.123Z", ""] {
+            #expect(RFC3339.canonicalDate(text) == nil, "\(text)")
+        }
+        #expect(RFC3339.date(from: "2026-09-21T16:13:20.123+02:00") == (try foundation("2026-09-21T14:13:20.123Z")))
+        #expect(RFC3339.date(from: "2026-02-29T00:00:00.000Z") == (try? foundation("2026-02-29T00:00:00.000Z")))
+        #expect(RFC3339.date(from: "yesterday") == nil)
+    }
+
+    @Test("a truncated, a garbage and a missing state.json are each reported with their path and id, skipped and left on disk")
     func corrupt() async throws {
         try await TemporaryDirectory.with { dir in
             let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
             let good = sampleVM()
             try await store.save(good)
-            let bad = VMID.random()
-            try FileManager.default.createDirectory(atPath: dir.path + "/vms/\(bad)", withIntermediateDirectories: true)
-            try "{ not json".write(toFile: store.recordPath(bad), atomically: true, encoding: .utf8)
+            // A record cut short by a full disk or a crash of another tool.
+            let truncatedVM = sampleVM(name: "truncated")
+            try await store.save(truncatedVM)
+            let whole = try #require(FileManager.default.contents(atPath: store.recordPath(truncatedVM.id)))
+            try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: store.recordPath(truncatedVM.id)))
+            let garbage = VMID.random(), empty = VMID.random()
+            for id in [garbage, empty] {
+                try FileManager.default.createDirectory(atPath: dir.path + "/vms/\(id)", withIntermediateDirectories: true)
+            }
+            try Data([0xff, 0x00, 0x7b, 0x13]).write(to: URL(fileURLWithPath: store.recordPath(garbage)))
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms.map(\.id) == [good.id])
-            #expect(snapshot.problems.count == 1)
-            #expect(snapshot.problems[0].contains(store.recordPath(bad)))
-            #expect(snapshot.problems[0].contains("not a valid VM record"))
-            #expect(FileManager.default.fileExists(atPath: store.recordPath(bad)))
+            let expected = [
+                UnreadableRecord(id: truncatedVM.id, path: store.recordPath(truncatedVM.id), reason: "not a valid VM record (not valid JSON)"),
+                UnreadableRecord(id: garbage, path: store.recordPath(garbage), reason: "not a valid VM record (not valid JSON)"),
+                UnreadableRecord(id: empty, path: store.recordPath(empty), reason: "missing or unreadable"),
+            ]
+            #expect(Set(snapshot.problems) == Set(expected))
+            #expect(snapshot.problems.first { $0.id == garbage }?.description
+                    == "\(store.recordPath(garbage)): not a valid VM record (not valid JSON); skipped and left as it is")
+            #expect(FileManager.default.contents(atPath: store.recordPath(truncatedVM.id)) == whole.prefix(whole.count / 2))
+            #expect(FileManager.default.contents(atPath: store.recordPath(garbage)) == Data([0xff, 0x00, 0x7b, 0x13]))
         }
     }
 
-    @Test("a record from a newer schema is refused with its version")
+    @Test("a record from a newer schema is refused with its version, typed with its id and path")
     func newerSchema() async throws {
         try await TemporaryDirectory.with { dir in
             let store = FileVMStore(dataDirectory: DataDirectory(root: dir.path))
@@ -210,7 +248,8 @@ struct FileVMStoreTests {
             try text.replacingOccurrences(of: "\"schema_version\" : 1", with: "\"schema_version\" : 9").write(toFile: store.recordPath(vm.id), atomically: true, encoding: .utf8)
             let snapshot = try await store.loadAll()
             #expect(snapshot.vms.isEmpty)
-            #expect(snapshot.problems.first?.contains("schema_version 9 is newer") == true)
+            #expect(snapshot.problems == [UnreadableRecord(id: vm.id, path: store.recordPath(vm.id),
+                                                           reason: "record schema_version 9 is newer than this build understands (1)")])
         }
     }
 

@@ -153,9 +153,60 @@ public enum RFC3339 {
     }
 
     /// Parses with or without fractional seconds.
+    ///
+    /// The form ``string(from:)`` writes (`2026-11-25T06:11:51.123Z`, or
+    /// without the milliseconds) is read by hand: every record holds a few
+    /// dates, and Foundation's `ISO8601FormatStyle` took ~2-3 us each, about
+    /// half of decoding a record (docs/performance.md, "VM stores"). Any
+    /// other form (an offset, other fraction lengths, a day Foundation rolls
+    /// over such as Feb 29 of a common year) goes to `ISO8601FormatStyle`
+    /// as before.
     public static func date(from text: String) -> Date? {
+        if let date = canonicalDate(text) { return date }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` from 2001 on, checked field by field;
+    /// `nil` for anything else (the caller asks Foundation).
+    static func canonicalDate(_ text: String) -> Date? {
+        var text = text
+        return text.withUTF8 { bytes -> Date? in
+            guard bytes.count == 20 || bytes.count == 24 else { return nil }
+            func number(_ offset: Int, _ width: Int) -> Int? {
+                var value = 0
+                for index in offset..<(offset + width) {
+                    let digit = Int(bytes[index]) &- 48
+                    guard digit >= 0, digit <= 9 else { return nil }
+                    value = value * 10 + digit
+                }
+                return value
+            }
+            guard let year = number(0, 4), bytes[4] == UInt8(ascii: "-"), let month = number(5, 2), bytes[7] == UInt8(ascii: "-"),
+                  let day = number(8, 2), bytes[10] == UInt8(ascii: "T"), let hour = number(11, 2), bytes[13] == UInt8(ascii: ":"),
+                  let minute = number(14, 2), bytes[16] == UInt8(ascii: ":"), let second = number(17, 2),
+                  bytes[bytes.count - 1] == UInt8(ascii: "Z") else { return nil }
+            var milliseconds = 0
+            if bytes.count == 24 {
+                guard bytes[19] == UInt8(ascii: "."), let fraction = number(20, 3) else { return nil }
+                milliseconds = fraction
+            }
+            guard (2001...9999).contains(year), (1...12).contains(month), hour < 24, minute < 60, second < 60 else { return nil }
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+            let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            guard day >= 1, day <= monthDays[month - 1] else { return nil }
+            // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+            // `days_from_civil`); the year is >= 2001, so no negative eras.
+            let shiftedYear = month <= 2 ? year - 1 : year
+            let era = shiftedYear / 400
+            let yearOfEra = shiftedYear - era * 400
+            let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
+            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+            let days = era * 146_097 + dayOfEra - 719_468
+            let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+            // Relative to 2001, as Foundation's parser computes it.
+            return Date(timeIntervalSinceReferenceDate: Double(seconds - 978_307_200) + Double(milliseconds) / 1000)
+        }
     }
 }
 

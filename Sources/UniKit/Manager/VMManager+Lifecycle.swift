@@ -79,7 +79,7 @@ extension VMManager {
         config = try config.validated()
         try config.validate(for: kind)
         var id = VMID.random()
-        while table.contains(id) || gates.isHeld(id) { id = VMID.random() }
+        while table.contains(id) || table.isUnreadable(id) || gates.isHeld(id) { id = VMID.random() }
         let name = config.name ?? "vm-" + id.rawValue.prefix(6)
         // Held from here, across the write below, so two creates of one name cannot both pass.
         try table.reserveName(name, for: id)

@@ -163,14 +163,20 @@ public actor VMManager: Service {
     /// Reads every record from the store. VMs a previous daemon left running
     /// are stopped (the hypervisor ends their process when it still lives)
     /// and marked `daemon_recovered`.
-    /// - Returns: one line per record that could not be read.
+    ///
+    /// A record the store cannot read never stops the load: it is logged,
+    /// kept for ``unreadableRecords()`` and left where it is; the others load.
+    /// - Returns: the records that could not be read.
     @discardableResult
-    public func load() async throws -> [String] {
+    public func load() async throws -> [UnreadableRecord] {
         try configuration.dataDirectory.prepare()
         let snapshot = try await store.loadAll()
         for problem in snapshot.problems {
-            logger.warning("skipping unreadable vm record", metadata: [LogKeys.error: "\(problem)"])
+            var metadata: Logger.Metadata = [LogKeys.path: "\(problem.path)", LogKeys.reason: "\(problem.reason)", LogKeys.error: "\(problem)"]
+            if let id = problem.id { metadata[LogKeys.vmID] = "\(id)" }
+            logger.warning("skipping unreadable vm record", metadata: metadata)
         }
+        table.setUnreadable(snapshot.problems)
         for var vm in snapshot.vms {
             consoles[vm.id] = makeConsole(vm.id)
             if vm.state.hasProcess {
@@ -221,6 +227,13 @@ public actor VMManager: Service {
     /// The VMs, newest first; only those with a process unless `all`.
     public func list(all: Bool = false) -> [VM] {
         table.all.filter { all || $0.state.hasProcess }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+    }
+
+    /// The records the store could not read at ``load()``, by id: they are
+    /// no VMs (nothing can start, stop or remove them) and stay on disk as
+    /// they are until a person repairs or deletes them and unid restarts.
+    public func unreadableRecords() -> [UnreadableRecord] {
+        table.unreadable
     }
 
     /// The record of the VM `reference` names.

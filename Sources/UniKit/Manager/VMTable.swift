@@ -1,3 +1,5 @@
+import Foundation
+
 /// The VMs a manager knows: the current records by id, how a reference
 /// finds one, the names taken, and a short history of removed records.
 ///
@@ -9,6 +11,9 @@ struct VMTable: Sendable {
     /// durable create writes before the VM becomes visible).
     private var reservedNames: [String: VMID] = [:]
     private var removed: [VMID: VM] = [:]
+    /// The records the store could not read at load: not VMs, but their
+    /// ids stay taken and references to them get a message naming the file.
+    private(set) var unreadable: [UnreadableRecord] = []
     private var removedOrder: [VMID] = []
     /// How many removed records are kept for `wait`.
     let removedRecordsKept: Int
@@ -24,6 +29,15 @@ struct VMTable: Sendable {
 
     /// Whether `id` is taken by a current record.
     func contains(_ id: VMID) -> Bool { records[id] != nil }
+
+    /// Whether `id` is the id of a record the store could not read: a new
+    /// VM never gets it (its write would replace the record left on disk).
+    func isUnreadable(_ id: VMID) -> Bool { unreadable.contains { $0.id == id } }
+
+    /// Keeps the records the store could not read, sorted by id and place.
+    mutating func setUnreadable(_ records: [UnreadableRecord]) {
+        unreadable = records.sorted { ($0.id?.rawValue ?? "", $0.location) < ($1.id?.rawValue ?? "", $1.location) }
+    }
 
     /// Puts `vm` in the table (new or replacing its earlier record).
     mutating func put(_ vm: VM) {
@@ -79,7 +93,25 @@ struct VMTable: Sendable {
             if matches.count > 1 {
                 throw UniError.invalid("vm reference '\(reference)' is ambiguous: it matches \(matches.sorted().map(\.rawValue).joined(separator: ", "))")
             }
+            let broken = unreadable.filter { $0.id?.rawValue.hasPrefix(lowered) == true }
+            if broken.count == 1 { throw VMTable.refusal(broken[0]) }
         }
         throw UniError(.notFound, "no such vm: \(reference)")
+    }
+}
+
+extension VMTable {
+    /// Why an operation on an unreadable record is refused, and what a
+    /// person can do: unid never changes or deletes a record it cannot read.
+    static func refusal(_ record: UnreadableRecord) -> UniError {
+        let id = record.id?.rawValue ?? record.rowID ?? "?"
+        let removal: String
+        if let rowID = record.rowID {
+            removal = "sqlite3 '\(record.path)' \"DELETE FROM vm WHERE id = '\(rowID.escapingControlCharacters)'\""
+        } else {
+            removal = "rm -r '\((record.path as NSString).deletingLastPathComponent)'"
+        }
+        return UniError(.invalidState, "vm \(id) cannot be used: its record \(record.location) cannot be read (\(record.reason)); "
+                        + "unid leaves it as it is: repair it or delete it by hand (\(removal)), then restart unid")
     }
 }

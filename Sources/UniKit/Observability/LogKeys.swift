@@ -14,6 +14,8 @@ public enum LogKeys {
     public static let pid = "pid"
     /// The docker-style exit code.
     public static let exitCode = "exit_code"
-    /// Why a VM stopped.
+    /// Why a VM stopped, or why a record cannot be read.
     public static let reason = "reason"
+    /// A file unid read or wrote (an unreadable record's `state.json` or `vms.db`).
+    public static let path = "path"
 }

@@ -53,22 +53,22 @@ public struct FileVMStore: VMStore {
             let path = VMDirectory(path: folder + "/" + entry).recordPath
             guard let data = FileManager.default.contents(atPath: path) else {
                 if reportingMissing || FileManager.default.fileExists(atPath: path) {
-                    snapshot.problems.append(missingRecordProblem(path))
+                    snapshot.problems.append(UnreadableRecord(id: try? VMID(entry), path: path, reason: missingRecordReason(path)))
                 }
                 continue
             }
-            snapshot.add(record: data, storedID: entry, place: path, decoder: decoder)
+            snapshot.add(record: data, storedID: entry, path: path, decoder: decoder)
         }
         return snapshot
     }
 
     /// Why the folder of `path` has no readable record, in one line.
-    private func missingRecordProblem(_ path: String) -> String {
+    private func missingRecordReason(_ path: String) -> String {
         let migrated = path + SQLiteVMStore.migratedSuffix
         guard FileManager.default.fileExists(atPath: migrated) else {
-            return "\(path): missing or unreadable; the folder is left as it is"
+            return "missing or unreadable"
         }
-        return "\(path): missing; \((migrated as NSString).lastPathComponent) holds the record as it was imported into \(dataDirectory.databasePath) (docs/architecture.md, \"Going back to files\")"
+        return "missing; \((migrated as NSString).lastPathComponent) holds the record as it was imported into \(dataDirectory.databasePath) (docs/architecture.md, \"Going back to files\")"
     }
 
     public func save(_ vm: VM) async throws {

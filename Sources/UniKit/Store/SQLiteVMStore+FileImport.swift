@@ -11,6 +11,10 @@ public struct FileImportReport: Sendable, Equatable {
     /// One line per `state.json` that could not be read (left on disk as it
     /// is), or imported but not renamed (it is skipped next time).
     public var problems: [String] = []
+    /// The `state.json` files that could not be read, typed: left in their
+    /// folders, and shown beside the database's unreadable rows
+    /// (``SQLiteVMStore/unimportedFiles``).
+    public var unreadable: [UnreadableRecord] = []
 
     /// Creates an empty report.
     public init() {}
@@ -35,7 +39,8 @@ extension SQLiteVMStore {
         let files = FileVMStore(dataDirectory: dataDirectory)
         let snapshot = try files.load(reportingMissing: false)
         var report = FileImportReport()
-        report.problems = snapshot.problems
+        report.problems = snapshot.problems.map(\.description)
+        report.unreadable = snapshot.problems
         guard !snapshot.vms.isEmpty else { return report }
         let importedAt = now()
         let rows = try snapshot.vms.map { try VMRow($0, updatedAt: importedAt) }

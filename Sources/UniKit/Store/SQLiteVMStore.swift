@@ -36,6 +36,11 @@ public struct SQLiteVMStore: VMStore {
     public let path: String
     let writer: any DatabaseWriter
     let now: @Sendable () -> Date
+    /// `state.json` files the import at start could not read
+    /// (``FileImportReport/unreadable``): they stay in their folders, and
+    /// ``loadAll()`` reports them with the rows it cannot read, so
+    /// `uni ps -a` shows them under either store.
+    public var unimportedFiles: [UnreadableRecord] = []
 
     /// Opens the database at `path`, creating it when missing, and brings
     /// its schema up to date.
@@ -101,12 +106,12 @@ public struct SQLiteVMStore: VMStore {
             var part = VMStoreSnapshot(vms: [])
             let decoder = JSONCoding.makeDecoder()
             for (id, record) in rows[min(rows.count, slice * size)..<min(rows.count, (slice + 1) * size)] {
-                part.add(record: record, storedID: id, place: "\(path) vm \(id)", decoder: decoder)
+                part.add(record: record, storedID: id, path: path, rowID: id, decoder: decoder)
             }
             parts.withLock { $0[slice] = part }
         }
         return parts.withLock { parts in
-            var snapshot = VMStoreSnapshot(vms: [])
+            var snapshot = VMStoreSnapshot(vms: [], problems: unimportedFiles)
             snapshot.vms.reserveCapacity(rows.count)
             for part in parts {
                 snapshot.vms += part.vms

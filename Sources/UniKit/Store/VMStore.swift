@@ -42,37 +42,42 @@ extension VMStore {
 public struct VMStoreSnapshot: Sendable {
     /// The records that were read.
     public var vms: [VM]
-    /// One line per record that could not be read, naming where and why.
-    public var problems: [String]
+    /// The records that could not be read, each naming where and why; the
+    /// store leaves them where they are.
+    public var problems: [UnreadableRecord]
 
     /// Creates a snapshot.
-    public init(vms: [VM], problems: [String] = []) {
+    public init(vms: [VM], problems: [UnreadableRecord] = []) {
         self.vms = vms
         self.problems = problems
     }
 }
 
 extension VMStoreSnapshot {
-    /// Decodes one stored record and adds it, or adds one line to
-    /// ``problems`` naming `place` and why the record was skipped (it is
-    /// left where it is): the one reading of a record both stores share.
+    /// Decodes one stored record and adds it, or adds to ``problems`` why
+    /// the record was skipped (it is left where it is): the one reading of
+    /// a record both stores share.
     /// - Parameters:
     ///   - data: the record's JSON, as `state.json` holds it.
     ///   - storedID: the id the store files it under (folder name, row id);
     ///     a record holding another id is skipped.
-    ///   - place: where it was read, for the message (a path, a row).
-    mutating func add(record data: Data, storedID: String, place: String, decoder: JSONDecoder) {
+    ///   - path: the file it was read from (`state.json`, `vms.db`).
+    ///   - rowID: the row it was read from, for a database; `nil` for a file.
+    mutating func add(record data: Data, storedID: String, path: String, rowID: String? = nil, decoder: JSONDecoder) {
+        func skip(_ reason: String) {
+            problems.append(UnreadableRecord(id: try? VMID(storedID), path: path, rowID: rowID, reason: reason))
+        }
         do {
             let vm = try decoder.decode(VM.self, from: data)
             guard vm.id.rawValue == storedID else {
-                problems.append("\(place): holds id \(vm.id) but is stored as \(storedID); skipped")
+                skip("holds id \(vm.id) but is stored as \(storedID.escapingControlCharacters)")
                 return
             }
             vms.append(vm)
         } catch let error as UniError {
-            problems.append("\(place): \(error.message); skipped")
+            skip(error.message)
         } catch {
-            problems.append("\(place): not a valid VM record (\(JSONCoding.describe(error))); skipped and left as it is")
+            skip("not a valid VM record (\(JSONCoding.describe(error)))")
         }
     }
 }

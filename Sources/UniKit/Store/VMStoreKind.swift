@@ -35,8 +35,9 @@ public enum VMStoreKind: String, Sendable, CaseIterable {
             }
             return FileVMStore(dataDirectory: dataDirectory)
         case .sqlite:
-            let store = try SQLiteVMStore(path: dataDirectory.databasePath)
+            var store = try SQLiteVMStore(path: dataDirectory.databasePath)
             let report = try await store.importFileRecords(from: dataDirectory)
+            store.unimportedFiles = report.unreadable
             if !report.imported.isEmpty || !report.skipped.isEmpty {
                 logger.notice("imported state.json vm records into the sqlite store", metadata: [
                     "imported": "\(report.imported.count)", "skipped": "\(report.skipped.count)", "database": "\(store.path)",
