@@ -60,12 +60,12 @@ struct RestartPolicyTests {
 
         /// Waits (with a deadline) until the prober has seen `count` probes.
         func waitForProbes(atLeast count: Int) async {
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(60)  // only reached when the test fails
             while prober.probes.count < count, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
         }
 
         func eventually(_ condition: @Sendable () async -> Bool) async -> Bool {
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(60)  // only reached when the test fails
             while ContinuousClock.now < deadline {
                 if await condition() { return true }
                 try? await Task.sleep(for: .milliseconds(2))
