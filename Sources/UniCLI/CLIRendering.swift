@@ -20,7 +20,7 @@ public enum CLIRendering {
         let header = ["ID", "NAME", "IMAGE", "STATE", "HEALTH", "UPTIME", "RESTARTS", "PORTS"]
         let rows = vms.map { vm in
             [vm.id.rawValue, vm.name, vm.image == nil ? vm.config.image.lastPathComponent : vm.config.image, stateText(vm), vm.health == .none ? "-" : vm.health.rawValue,
-             uptime(vm, now: now), "\(vm.restartCount)", vm.config.ports.map(\.description).joined(separator: ",")]
+             uptime(vm, now: now), "\(vm.restartCount)", vm.config.ports.map(\.publishedDescription).joined(separator: ", ")]
         }
         let broken = unreadable.map { record in
             [record.id?.rawValue ?? "-", "-", record.id == nil ? record.location : record.path.escapingControlCharacters,

@@ -22,7 +22,7 @@ public enum CommandRunner {
             try command.run()
             Glibc.exit(0)
         } catch {
-            exit(for: error, of: type)
+            exit(for: error, of: type, arguments: arguments)
         }
     }
 
@@ -46,13 +46,13 @@ public enum CommandRunner {
             try await execute(&command)
             Glibc.exit(0)
         } catch {
-            exit(for: error, of: type)
+            exit(for: error, of: type, arguments: arguments)
         }
     }
 
     /// Prints what ``outcome(for:of:)`` says and exits with its code.
-    private static func exit(for error: any Error, of type: any ParsableCommand.Type) -> Never {
-        let outcome = outcome(for: error, of: type)
+    private static func exit(for error: any Error, of type: any ParsableCommand.Type, arguments: [String]?) -> Never {
+        let outcome = outcome(for: error, of: type, arguments: arguments ?? Array(CommandLine.arguments.dropFirst()))
         if let output = outcome.standardOutput { print(output) }
         if let message = outcome.errorMessage { StandardStreams.writeError(message) }
         Glibc.exit(outcome.exitCode)
@@ -62,7 +62,8 @@ public enum CommandRunner {
     /// standard error (`error: <message>`) and 2 for usage errors and bad
     /// values, 1 for other failures; `--help` and `--version` print to
     /// standard output and exit 0.
-    static func outcome(for error: any Error, of type: any ParsableCommand.Type) -> (errorMessage: String?, standardOutput: String?, exitCode: Int32) {
+    /// A first word that names no command gets the list of commands.
+    static func outcome(for error: any Error, of type: any ParsableCommand.Type, arguments: [String] = []) -> (errorMessage: String?, standardOutput: String?, exitCode: Int32) {
         switch error {
         case let error as UniError:
             return (error.message, nil, error.code == .invalidArgument ? 2 : 1)
@@ -71,6 +72,11 @@ public enum CommandRunner {
         default:
             let code = type.exitCode(for: error)
             if code == .success { return (nil, type.fullMessage(for: error), 0) }
+            // Only on this failure path: the names cost every command's configuration.
+            let commands = type.configuration.subcommands.map { $0._commandName }
+            if let first = arguments.first, !first.hasPrefix("-"), !commands.isEmpty, !commands.contains(first), first != "help" {
+                return ("unknown command '\(first.escapingControlCharacters)': the commands are \(commands.joined(separator: ", ")) (uni --help tells more)", nil, 2)
+            }
             // One line: the message names the bad value; --help has the rest.
             let message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             return (message, nil, code == .validationFailure ? 2 : code.rawValue)

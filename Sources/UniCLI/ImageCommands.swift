@@ -46,7 +46,7 @@ struct ImageList: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List stored images (as uni images).")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Print references only.") var quiet = false
-    @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: [.customShort("o"), .long, .customLong("format")], help: "table or json.") var output: OutputFormat = .table
     func run() throws { try Images.list(global: global, quiet: quiet, output: output) }
 }
 
@@ -62,7 +62,7 @@ struct Images: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "images", abstract: "List stored images: REPOSITORY TAG DIGEST CREATED SIZE.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Print references only.") var quiet = false
-    @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: [.customShort("o"), .long, .customLong("format")], help: "table or json.") var output: OutputFormat = .table
     func run() throws { try Images.list(global: global, quiet: quiet, output: output) }
 
     static func list(global: GlobalOptions, quiet: Bool, output: OutputFormat) throws {

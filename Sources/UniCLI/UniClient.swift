@@ -29,10 +29,40 @@ public struct UniClient: Sendable {
     public let socketPath: String
     /// Extra headers sent with every request.
     public var headers: [(String, String)] = []
+    /// How long a quick call (list, inspect, info, ...) may wait for the
+    /// daemon, connect included. Calls that run long on purpose get more
+    /// (``Wait``); streams the caller asked for (`logs -f`, an attached
+    /// console, `events`, `wait`) get no limit once their head arrived.
+    public var requestTimeout: Duration
+
+    /// The default ``requestTimeout``: 30 s, or `UNI_API_TIMEOUT` seconds.
+    public static func defaultRequestTimeout(environment: EnvironmentLookup = .process) -> Duration {
+        if let text = environment["UNI_API_TIMEOUT"], let seconds = Double(text), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
+        return .seconds(30)
+    }
 
     /// A client for the daemon listening on `socketPath`.
-    public init(socketPath: String) {
+    public init(socketPath: String, requestTimeout: Duration = UniClient.defaultRequestTimeout()) {
         self.socketPath = socketPath
+        self.requestTimeout = requestTimeout
+    }
+
+    /// How long a call may wait for its answer.
+    enum Wait {
+        /// ``requestTimeout``.
+        case quick
+        /// ``requestTimeout`` plus this: operations that wait on a guest or QEMU (start, stop, kill, rm, run).
+        case longer(Duration)
+        /// No limit: the call waits for something the caller asked to wait for (`wait`).
+        case unbounded
+    }
+
+    func timeout(_ wait: Wait) -> Duration? {
+        switch wait {
+        case .quick: return requestTimeout
+        case .longer(let extra): return requestTimeout + extra
+        case .unbounded: return nil
+        }
     }
 
     /// `GET /v1/info`.
@@ -47,14 +77,17 @@ public struct UniClient: Sendable {
 
     /// `POST /v1/vms`: creates a VM, and starts it unless `start` is false.
     public func create(_ config: VMConfig, start: Bool = true) throws -> VM {
-        try call("POST", "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config))
+        // A start waits for QEMU (30 s at most), a reference from a registry for its pull.
+        try call("POST", "/v1/vms?start=\(start)", body: try JSONCoding.makeEncoder().encode(config),
+                 wait: config.imageReference?.registry != nil ? .unbounded : .longer(.seconds(60)))
     }
 
     /// `POST /v1/vms?attach=true`: creates and starts a VM and streams its
     /// console from the first byte. Returns the VM's id and the console once
     /// the VM is created; after the console ends, ``wait(_:)`` gives the outcome.
     public func createAttached(_ config: VMConfig) throws -> (id: String, console: ConsoleReader) {
-        let (head, console) = try stream("POST", "/v1/vms?attach=true", body: try JSONCoding.makeEncoder().encode(config))
+        let (head, console) = try stream("POST", "/v1/vms?attach=true", body: try JSONCoding.makeEncoder().encode(config),
+                                         wait: config.imageReference?.registry != nil ? .unbounded : .longer(.seconds(60)))
         guard let id = head.headers["x-uni-vm-id"] else {
             console.close()
             throw UniError(.internalError, "unid's attach answer has no X-Uni-VM-ID header")
@@ -66,23 +99,25 @@ public struct UniClient: Sendable {
     public func inspect(_ reference: String) throws -> VM { try call("GET", try path(reference)) }
 
     /// `POST /v1/vms/{ref}/start`.
-    public func start(_ reference: String) throws -> VM { try call("POST", try path(reference, "start")) }
+    public func start(_ reference: String) throws -> VM { try call("POST", try path(reference, "start"), wait: .longer(.seconds(60))) }
 
     /// `POST /v1/vms/{ref}/stop`, with an optional timeout.
     public func stop(_ reference: String, timeout: Duration? = nil) throws -> VM {
         let query = timeout.map { "?timeout=\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)s" } ?? ""
-        return try call("POST", try path(reference, "stop") + query)
+        // unid's own --stop-timeout is not known here: up to 5 minutes without one.
+        return try call("POST", try path(reference, "stop") + query, wait: .longer(timeout ?? .seconds(300)))
     }
 
     /// `POST /v1/vms/{ref}/kill`.
-    public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill")) }
+    public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill"), wait: .longer(.seconds(30))) }
 
     /// `GET /v1/images`: the stored images, newest first.
     public func images() throws -> [StoredImage] { try call("GET", "/v1/images") }
 
     /// `POST /v1/images/import`: files on unid's host become a stored image.
     public func importImage(_ request: ImageImportRequest) throws -> StoredImage {
-        try call("POST", "/v1/images/import", body: try JSONCoding.makeEncoder().encode(request))
+        // Copies and hashes the files: a few GiB take a while.
+        try call("POST", "/v1/images/import", body: try JSONCoding.makeEncoder().encode(request), wait: .longer(.seconds(600)))
     }
 
     /// `POST /v1/images/tag`.
@@ -97,7 +132,7 @@ public struct UniClient: Sendable {
 
     /// `POST /v1/vms/{ref}/update`: new limits, live and for the next start.
     public func update(_ reference: String, _ update: ResourceUpdate) throws -> VM {
-        try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update))
+        try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update), wait: .longer(.seconds(30)))
     }
 
     /// `GET /v1/vms/{ref}/stats`: the current sample and the recent ones.
@@ -107,11 +142,11 @@ public struct UniClient: Sendable {
     public func stats() throws -> [VMStats] { try call("GET", "/v1/stats") }
 
     /// `POST /v1/vms/{ref}/wait`: the final record once the VM has stopped.
-    public func wait(_ reference: String) throws -> VM { try call("POST", try path(reference, "wait")) }
+    public func wait(_ reference: String) throws -> VM { try call("POST", try path(reference, "wait"), wait: .unbounded) }
 
     /// `DELETE /v1/vms/{ref}`.
     public func remove(_ reference: String, force: Bool = false) throws {
-        let _: Empty = try call("DELETE", try path(reference) + (force ? "?force=true" : ""))
+        let _: Empty = try call("DELETE", try path(reference) + (force ? "?force=true" : ""), wait: .longer(.seconds(30)))
     }
 
     /// `GET /v1/vms/{ref}/logs`: console bytes as they arrive. Returns once
@@ -167,9 +202,9 @@ public struct UniClient: Sendable {
         return result
     }
 
-    private func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil) throws -> Result {
+    private func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil, wait: Wait = .quick) throws -> Result {
         let (head, bytes) = try traced(method, target) { headers in
-            let connection = try UnixHTTPConnection(socketPath: socketPath)
+            let connection = try UnixHTTPConnection(socketPath: socketPath, timeout: timeout(wait))
             try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
             let head = try connection.readHead()
             return (head, try connection.readBody(limit: Self.maximumBodyBytes))
@@ -184,11 +219,14 @@ public struct UniClient: Sendable {
     }
 
     /// Sends a request whose answer streams; returns at the head.
-    private func stream(_ method: String, _ target: String, body: Data?) throws -> (head: HTTPResponseHead, body: ConsoleReader) {
+    private func stream(_ method: String, _ target: String, body: Data?, wait: Wait = .quick) throws -> (head: HTTPResponseHead, body: ConsoleReader) {
         let (head, connection) = try traced(method, target) { headers in
-            let connection = try UnixHTTPConnection(socketPath: socketPath)
+            let connection = try UnixHTTPConnection(socketPath: socketPath, timeout: timeout(wait))
             try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
-            return (try connection.readHead(), connection)
+            let head = try connection.readHead()
+            // The head came in time; the body streams as long as the caller reads.
+            connection.deadline = nil
+            return (head, connection)
         }
         guard head.status < 300 else { throw Self.error(from: try connection.readBody(limit: 1 << 20), head: head) }
         return (head, ConsoleReader(connection))

@@ -22,8 +22,13 @@ public struct UniCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "uni",
         abstract: "Run and watch unikernel VMs through unid.",
+        discussion: """
+        Global options, before or after the command: --data-dir DIR (unid's data dir; default $UNI_HOME or ~/.uni) \
+        and --trace-addr HOST:PORT (export the command's span over OTLP/gRPC). \
+        UNI_API_TIMEOUT=SECONDS changes how long a command waits for unid (default 30).
+        """,
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Kill.self, Update.self, Remove.self, Images.self, ImageGroup.self, Tag.self, RemoveImage.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Update.self, Remove.self, Images.self, ImageGroup.self, Tag.self, RemoveImage.self, Info.self]
     )
 }
 
@@ -47,7 +52,7 @@ struct Run: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and start a VM from a kernel or disk image; prints its id.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "A stored image (NAME:TAG) or the path of a kernel image (ELF/PVH, bzImage) or raw bootable disk image.") var image: String
-    @Option(help: "VM name (default: vm-<id prefix>).") var name: String?
+    @Option(parsing: .unconditional, help: "VM name (default: vm-<id prefix>).") var name: String?
     // Values that may start with '-' are taken as given (`parsing: .unconditional`)
     // and parsed in `run()`, so that `--memory -1` is refused by the check
     // that names it rather than read as a flag ("Missing value for '--memory'").
@@ -60,6 +65,7 @@ struct Run: UniSubcommand {
     @Option(parsing: .unconditional, help: "Kernel command line (kernel images only).") var cmdline: String?
     @Flag(help: "Remove the VM when it stops.") var rm = false
     @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
+    @Flag(name: [.short, .long], help: "Run in the background (the default; accepted for docker's habit).") var detach = false
     @Option(parsing: .unconditional, help: "Restart policy: never, on-failure[:N] or always[:N].") var restart = "never"
     @Option(parsing: .unconditional, help: "Probe a published guest port: tcp:PORT or http:PORT[/path].") var healthCheck: String?
     @Option(parsing: .unconditional, help: "Between health probes (default 10s).") var healthInterval: String?
@@ -145,7 +151,7 @@ struct PS: UniSubcommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: [.short, .long], help: "Show stopped and created VMs too, and records unid cannot read (state broken).") var all = false
     @Flag(name: [.short, .long], help: "Print ids only.") var quiet = false
-    @Option(name: .long, help: "table or json.") var output: OutputFormat = .table
+    @Option(name: [.customShort("o"), .long, .customLong("format")], help: "table or json.") var output: OutputFormat = .table
 
     func run() throws {
         let client = global.client
@@ -173,11 +179,21 @@ struct Inspect: UniSubcommand {
         if vms.isEmpty { throw ValidationError("give at least one VM name or id") }
     }
 
+    /// Always a JSON array, as docker's: the records found, in the order
+    /// asked; each one not found is reported on stderr and makes it exit 1.
     func run() throws {
+        for reference in vms { try VMReference.check(reference) }
         let client = global.client
         var records: [VM] = []
-        for reference in vms { records.append(try client.inspect(reference)) }
-        print(records.count == 1 ? try CLIRendering.json(records[0]) : try CLIRendering.json(records), terminator: "")
+        var failure: UniError?
+        for reference in vms {
+            do { records.append(try client.inspect(reference)) } catch let error as UniError {
+                failure = failure ?? error
+                StandardStreams.writeError(error.message)
+            }
+        }
+        print(try CLIRendering.json(records), terminator: "")
+        if let failure { throw ExitCode(failure.code == .invalidArgument ? 2 : 1) }
     }
 }
 
@@ -205,7 +221,7 @@ struct Events: UniSubcommand {
     @Option(parsing: .unconditional, help: "Only events since: an RFC 3339 time or a duration ago (10m).") var since: String?
     @Option(parsing: .unconditional, help: "Only events until: an RFC 3339 time or a duration ago; no streaming.") var until: String?
     @Option(help: "vm=NAME or vm=ID (repeatable).") var filter: [String] = []
-    @Option(name: .long, help: "table or json (one object per line).") var output: OutputFormat = .table
+    @Option(name: [.customShort("o"), .long, .customLong("format")], help: "table or json (one object per line).") var output: OutputFormat = .table
 
     func run() throws {
         var selection = VMEventFilter()
@@ -255,6 +271,36 @@ struct Update: UniSubcommand {
     }
 }
 
+struct Restart: UniSubcommand {
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Stop VMs (if running) and start them again.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.short, .long], parsing: .unconditional, help: "Wait this long for the guest before killing (e.g. 10s); default: unid's --stop-timeout.")
+    var timeout: String?
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func run() throws {
+        let timeout = try self.timeout.map { try DurationParser.parse($0, flag: "--timeout") }
+        let client = global.client
+        try forEach(vms) { reference in
+            _ = try client.stop(reference, timeout: timeout)
+            print(try client.start(reference).name)
+        }
+    }
+}
+
+struct Wait: UniSubcommand {
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Wait until VMs stop; print each one's exit code.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "VM names, ids or id prefixes.") var vms: [String]
+    func run() throws {
+        let client = global.client
+        try forEach(vms) { reference in
+            let vm = try client.wait(reference)
+            // A VM that never ran has no exit code; docker prints 0 for a created container that was removed.
+            print(vm.exitCode.map(String.init) ?? "-")
+        }
+    }
+}
+
 struct Stop: UniSubcommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop VMs: ACPI powerdown, then kill after the timeout.")
     @OptionGroup var global: GlobalOptions
@@ -277,7 +323,7 @@ struct Stats: UniSubcommand {
     @Argument(help: "VM names, ids or id prefixes (default: every running VM).") var vms: [String] = []
     @Flag(name: [.short, .long], help: "Redraw until Ctrl-C.") var watch = false
     @Option(name: .long, parsing: .unconditional, help: "How often --watch redraws (e.g. 5s; default 3s, at least 100ms).") var interval: String?
-    @Option(name: .long, help: "table, or json: one JSON object per VM per sample (NDJSON).") var output: OutputFormat = .table
+    @Option(name: [.customShort("o"), .long, .customLong("format")], help: "table, or json: one JSON object per VM per sample (NDJSON).") var output: OutputFormat = .table
 
     func run() throws {
         let interval = try StatsScreen.interval(self.interval, watch: watch)

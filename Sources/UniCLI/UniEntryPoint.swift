@@ -38,13 +38,14 @@ public enum UniEntryPoint {
     private static func hoisted(_ arguments: [String]) -> [String] {
         // The subcommand names cost every command's configuration: only
         // when there is something to hoist.
-        guard arguments.first?.hasPrefix("--data-dir") == true else { return arguments }
+        guard let first = arguments.first, first.hasPrefix("--data-dir") || first.hasPrefix("--trace-addr") else { return arguments }
         let subcommands = UniCommand.configuration.subcommands
         var nested: [String: Set<String>] = [:]
         for command in subcommands where !command.configuration.subcommands.isEmpty {
             nested[command._commandName] = Set(command.configuration.subcommands.map { $0._commandName })
         }
-        return CommandRunner.hoistingGlobalOptions(arguments, subcommands: Set(subcommands.map { $0._commandName }), nested: nested)
+        return CommandRunner.hoistingGlobalOptions(arguments, subcommands: Set(subcommands.map { $0._commandName }), nested: nested,
+                                                   names: ["--data-dir", "--trace-addr"])
     }
 
     /// Whether `arguments` or `environment` ask for trace export.

@@ -33,9 +33,21 @@ final class UnixHTTPConnection {
     /// a few bytes at a time, and each read must not clear 64 KiB.
     private var scratch = [UInt8](repeating: 0, count: 65_536)
 
-    /// Connects to `socketPath`.
-    /// - Throws: ``UniError`` (`unavailable`) when nothing listens there.
-    init(socketPath: String) throws {
+    /// The socket's path, for messages.
+    let socketPath: String
+    /// When the answer must have come (connect and every wait for bytes
+    /// count against it); `nil`: wait as long as it takes (streams).
+    var deadline: ContinuousClock.Instant?
+    /// The limit the deadline came from, for the message.
+    private let limit: Duration?
+
+    /// Connects to `socketPath` within `timeout` (`nil`: no limit).
+    /// - Throws: ``UniError`` (`unavailable`) when nothing listens there,
+    ///   or when the daemon does not take the connection in time.
+    init(socketPath: String, timeout: Duration? = nil) throws {
+        self.socketPath = socketPath
+        limit = timeout
+        deadline = timeout.map { ContinuousClock.now + $0 }
         // The daemon's limit (103 bytes), below sun_path's 107: it never listens on a longer path.
         try DataDirectory.checkSocketPath(socketPath)
         var address = sockaddr_un()
@@ -44,16 +56,27 @@ final class UnixHTTPConnection {
             raw.copyBytes(from: socketPath.utf8)
             raw[socketPath.utf8.count] = 0
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Non-blocking while connecting: a Unix socket whose backlog is full
+        // (a daemon that stopped accepting) answers EAGAIN instead of
+        // blocking, and is retried until the deadline.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw UniClient.unreachable(socketPath, errno) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
+        while true {
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if connected == 0 { break }
             let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN, deadline.map({ ContinuousClock.now < $0 }) ?? true {
+                usleep(2_000)
+                continue
+            }
             close(fd)
+            if code == EAGAIN, let limit { throw UnixHTTPConnection.noAnswer(socketPath, limit) }
             throw UniClient.unreachable(socketPath, code)
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.fd = fd
         reader = HTTPResponseReader()
     }
@@ -99,8 +122,24 @@ final class UnixHTTPConnection {
         }
     }
 
+    /// The error for a daemon that took the request and did not answer in time.
+    static func noAnswer(_ socketPath: String, _ limit: Duration) -> UniError {
+        UniError(.unavailable, "unid at \(socketPath) did not answer within \(limit) (set UNI_API_TIMEOUT=SECONDS to wait longer)")
+    }
+
     /// Appends what the socket has to `buffer`; false at the end of the stream.
     private func fill(_ buffer: inout [UInt8]) throws -> Bool {
+        if let deadline, let limit {
+            while true {
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else { throw UnixHTTPConnection.noAnswer(socketPath, limit) }
+                var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+                let ready = poll(&descriptor, 1, milliseconds)
+                if ready > 0 { break }
+                if ready < 0, errno != EINTR { throw UniError(.unavailable, "lost the connection to unid: \(String(cString: strerror(errno)))") }
+            }
+        }
         while true {
             let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {

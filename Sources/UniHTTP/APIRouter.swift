@@ -63,13 +63,19 @@ public enum APIRouter {
             try json(await manager.inspect(try reference(context)))
         }
 
+        // Docker's habit: a start of a running VM and a stop of a stopped
+        // (or never started) one change nothing and succeed, answering the
+        // VM as it is. The manager still refuses them (its callers race on
+        // purpose); `kill` of a stopped VM stays an error.
         v1.post("vms/:ref/start") { _, context in
-            try json(await manager.start(try reference(context)))
+            let reference = try reference(context)
+            return try await unchanged(manager, reference, when: [.running]) { try await manager.start(reference) }
         }
 
         v1.post("vms/:ref/stop") { request, context in
             let timeout = try request.uri.queryParameters["timeout"].map { try DurationParser.parse(String($0), flag: "timeout") }
-            return try json(await manager.stop(try reference(context), timeout: timeout))
+            let reference = try reference(context)
+            return try await unchanged(manager, reference, when: [.stopped, .created]) { try await manager.stop(reference, timeout: timeout) }
         }
 
         v1.post("vms/:ref/kill") { _, context in
@@ -160,6 +166,18 @@ public enum APIRouter {
             try await writer.finish(nil)
         }
         return Response(status: .created, headers: [.contentType: "text/plain; charset=utf-8", vmIDHeader: vm.id.rawValue], body: body)
+    }
+
+    /// Runs `operation`; when the manager refuses it because the VM is
+    /// already in one of `states`, answers the VM as it is instead.
+    static func unchanged(_ manager: VMManager, _ reference: String, when states: Set<VMState>,
+                          _ operation: () async throws -> VM) async throws -> Response {
+        do {
+            return try json(try await operation())
+        } catch let error as UniError where error.code == .invalidState {
+            guard let vm = try? await manager.inspect(reference), states.contains(vm.state) else { throw error }
+            return try json(vm)
+        }
     }
 
     static func reference(_ context: BasicRequestContext) throws -> String {

@@ -35,7 +35,7 @@ extension Integration {
             let run = try uni(["run", "--name", "a", "test:1"])
             try #require(run.status == 0, "\(run.stderr)")
             #expect(await Host.eventually { (try? uni(["logs", "a"]).stdout.contains("uni-guest: cmdline=lines=2")) == true })
-            let vm = try JSONCoding.makeDecoder().decode(VM.self, from: Data(try uni(["inspect", "a"]).stdout.utf8))
+            let vm = try JSONCoding.makeDecoder().decode([VM].self, from: Data(try uni(["inspect", "a"]).stdout.utf8))[0]
             #expect(vm.config.image == "test:1" && vm.image?.digest == digest)
             #expect(vm.config.memory == .mebibytes(48) && vm.config.environment == ["FROM": "image"])
             let qemuCommand = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(try #require(vm.pid))/cmdline")), as: UTF8.self)

@@ -24,7 +24,9 @@ extension Integration {
                 (["run", "/bin/true", "-e", "1A=b"], "invalid environment variable '1A=b'"),
                 (["run", "/nonexistent/kernel"], "image '/nonexistent/kernel' does not exist"),
                 (["stop", "web", "--timeout", "soon"], "invalid --timeout 'soon'"),
-                (["frobnicate"], "frobnicate"),
+                (["frobnicate"], "unknown command 'frobnicate': the commands are run, ps, inspect"),
+            (["run", "/bin/true", "--name", "-bad"], "invalid name '-bad': use 1-63 letters"),
+            (["logs", "web", "--tail", "abc"], "invalid --tail 'abc'"),
                 (["run", "/bin/true", "--cpu-shares", "0"], "invalid --cpu-shares '0': use a whole number from 1 to 10000"),
                 (["run", "/bin/true", "--cpu-shares", "10001"], "invalid --cpu-shares '10001'"),
                 (["run", "/bin/true", "--memory-max", "1Q"], "invalid --memory-max '1Q'"),
@@ -135,7 +137,7 @@ extension Integration {
             #expect(await Host.eventually { Host.qemuProcesses(under: dir.path).isEmpty })
             #expect(await Host.eventually { (try? Host.runProduct("uni", ["--data-dir", dir.path, "inspect", "orphan"]).status) == 0 })
             let inspect = try Host.runProduct("uni", ["--data-dir", dir.path, "inspect", "orphan"])
-            let record = try JSONCoding.makeDecoder().decode(VM.self, from: Data(inspect.stdout.utf8))
+            let record = try JSONCoding.makeDecoder().decode([VM].self, from: Data(inspect.stdout.utf8))[0]
             #expect(record.state == .stopped)
             #expect(record.daemonRecovered)
             #expect(record.stopReason == .daemonRecovered)
@@ -220,7 +222,7 @@ extension Integration {
                 try Host.runProduct("uni", ["--data-dir", dir.path] + arguments)
             }
             func inspect(_ name: String) -> VM? {
-                (try? uni(["inspect", name])).flatMap { try? JSONCoding.makeDecoder().decode(VM.self, from: Data($0.stdout.utf8)) }
+                (try? uni(["inspect", name])).flatMap { (try? JSONCoding.makeDecoder().decode([VM].self, from: Data($0.stdout.utf8)))?.first }
             }
             let first = try Host.startDaemon(dataDir: dir.path)
             defer { first.send(SIGKILL) }

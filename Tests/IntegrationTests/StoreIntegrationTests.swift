@@ -27,7 +27,7 @@ extension Integration {
         func inspect(_ reference: String, dataDir: String) throws -> VM {
             let result = try Host.runProduct("uni", ["--data-dir", dataDir, "inspect", reference])
             #expect(result.status == 0, "\(result.stderr)")
-            return try JSONCoding.makeDecoder().decode(VM.self, from: Data(result.stdout.utf8))
+            return try JSONCoding.makeDecoder().decode([VM].self, from: Data(result.stdout.utf8))[0]
         }
 
         @Test("a VM made under --vm-store file is listed under sqlite (vms.db made, state.json renamed), and its later runs show after going back to file")

@@ -43,7 +43,7 @@ extension Integration {
             func uni(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
                 try Host.runProduct("uni", ["--data-dir", dir.path] + arguments)
             }
-            func inspect() throws -> VM { try JSONCoding.makeDecoder().decode(VM.self, from: Data(try uni(["inspect", "dl"]).stdout.utf8)) }
+            func inspect() throws -> VM { try JSONCoding.makeDecoder().decode([VM].self, from: Data(try uni(["inspect", "dl"]).stdout.utf8))[0] }
             let unid = try Host.startDaemon(dataDir: dir.path)
             defer { unid.send(SIGKILL) }
             #expect(await Host.eventually { (try? uni(["ps"]).status) == 0 })

@@ -131,13 +131,18 @@ struct APITests {
             #expect(unknownRoute.body.contains("\"code\":\"not_found\""))
 
             _ = try await harness.client.create(VMConfig(name: "web", image: harness.image))
-            let conflict = try await harness.raw(.POST, "/v1/vms/web/start")
+            let conflict = try await harness.raw(.DELETE, "/v1/vms/web")
             #expect(conflict.status == 409)
-            #expect(conflict.body.contains("vm web is already running"))
+            #expect(conflict.body.contains("vm web is running: stop it first or use rm -f"))
 
-            let typed = await #expect(throws: UniError.self) { try await harness.client.start("web") }
+            // Docker's habit: a start of a running VM changes nothing and succeeds.
+            let again = try await harness.raw(.POST, "/v1/vms/web/start")
+            #expect(again.status == 200 && again.body.contains(#""state":"running""#))
+            _ = try await harness.client.stop("web")
+            #expect(try await harness.client.stop("web").state == .stopped, "a stop of a stopped VM answers it as it is")
+            let typed = await #expect(throws: UniError.self) { try await harness.client.kill("web") }
             #expect(typed?.code == .invalidState)
-            #expect(typed?.message == "vm web is already running")
+            #expect(typed?.message.hasPrefix("vm web is") == true)
         }
     }
 
@@ -328,8 +333,8 @@ struct CLIHelperTests {
         let text = CLIRendering.table([vm, stopped])
         #expect(text == """
         ID             NAME   IMAGE       STATE         HEALTH    UPTIME   RESTARTS   PORTS
-        0123456789ab   web    hello.elf   running       healthy   2m       2          8080:80/tcp
-        0123456789ab   old    hello.elf   stopped (3)   -         -        0          8080:80/tcp
+        0123456789ab   web    hello.elf   running       healthy   2m       2          0.0.0.0:8080->80/tcp
+        0123456789ab   old    hello.elf   stopped (3)   -         -        0          0.0.0.0:8080->80/tcp
 
         """)
     }

@@ -131,6 +131,20 @@ struct ObservabilityTests {
         #expect(JSONLogHandler.levelName(.critical) == "CRITICAL")
     }
 
+    @Test("numbers and booleans logged as values stay numbers and booleans in JSON; text that looks like one stays text")
+    func jsonNumbers() throws {
+        let line = JSONLogHandler.line(date: Date(timeIntervalSince1970: 0), level: .info, message: "vm state transition",
+                                       metadata: ["exit_code": .stringConvertible(Int32(137)), "delay_ms": .stringConvertible(Int64(500)),
+                                                  "ratio": .stringConvertible(0.5), "live": .stringConvertible(true), "vm_name": "42"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+        #expect(object["exit_code"] as? Int == 137)
+        #expect(object["delay_ms"] as? Int == 500)
+        #expect(object["ratio"] as? Double == 0.5)
+        #expect(object["live"] as? Bool == true)
+        #expect(object["vm_name"] as? String == "42")
+        #expect(String(decoding: line, as: UTF8.self).contains(#""exit_code":137,"#))
+    }
+
     @Test("the rate-limited handler passes one line per interval and counts the rest")
     func rateLimit() {
         let recorder = RecordingHandler()

@@ -81,9 +81,15 @@ public struct PortMapping: Hashable, Sendable, Codable, CustomStringConvertible 
         }
     }
 
-    /// `8080:80/tcp` or `127.0.0.1:8080:80/tcp`.
+    /// `8080:80/tcp` or `127.0.0.1:8080:80/tcp`: the `-p` form.
     public var description: String {
         (hostAddress.map { "\($0):" } ?? "") + "\(hostPort):\(guestPort)/\(transportProtocol.rawValue)"
+    }
+
+    /// `127.0.0.1:8080->80/tcp`, or `0.0.0.0:8080->80/tcp` for every
+    /// address: docker's PORTS column.
+    public var publishedDescription: String {
+        "\(hostAddress ?? "0.0.0.0"):\(hostPort)->\(guestPort)/\(transportProtocol.rawValue)"
     }
 
     enum CodingKeys: String, CodingKey {

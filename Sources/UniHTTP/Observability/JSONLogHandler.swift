@@ -77,7 +77,15 @@ public struct JSONLogHandler: LogHandler {
     private static func appendValue(_ value: Logger.Metadata.Value, to out: inout [UInt8]) {
         switch value {
         case .string(let text): appendString(text, to: &out)
-        case .stringConvertible(let convertible): appendString(convertible.description, to: &out)
+        case .stringConvertible(let convertible):
+            // Numbers and booleans logged as values (`.stringConvertible(code)`)
+            // stay numbers in JSON: `"exit_code":137`, not `"137"`.
+            switch convertible {
+            case let number as any BinaryInteger: out += Array("\(number)".utf8)
+            case let number as any BinaryFloatingPoint where Double(number).isFinite: out += Array("\(Double(number))".utf8)
+            case let flag as Bool: out += Array((flag ? "true" : "false").utf8)
+            default: appendString(convertible.description, to: &out)
+            }
         case .array(let values):
             out.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {

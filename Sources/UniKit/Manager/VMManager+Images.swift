@@ -30,7 +30,7 @@ extension VMManager {
         }
         let keep = imagesInUse()
         let removed = try await ImageService.offThread { try images.remove(entry.reference, keepingManifests: keep) }
-        logger.info("image removed", metadata: ["image": "\(removed.reference)", "digest": "\(removed.digest)", "in_use_by": "\(users.count)"])
+        logger.info("image removed", metadata: ["image": "\(removed.reference)", "digest": "\(removed.digest)", "in_use_by": .stringConvertible(users.count)])
         return removed
     }
 }

@@ -82,7 +82,7 @@ extension VMManager {
                                  error: failed ? vm.lastError : nil))
         var failure: (any Error & Sendable)?
         do {
-            try await commit(vm, from: from, extra: [LogKeys.exitCode: "\(exit.exitCode)", LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
+            try await commit(vm, from: from, extra: [LogKeys.exitCode: .stringConvertible(exit.exitCode), LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")"])
         } catch {
             // The process is gone whatever the disk says: memory tells the truth.
             keepUnsaved(vm, error)
@@ -296,7 +296,7 @@ extension VMManager {
         pendingRestarts[vm.id] = nextRestartToken
         restartStreaks[vm.id] = attempt
         logger.info("restart planned", metadata: [
-            LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)",
+            LogKeys.vmID: "\(vm.id)", LogKeys.vmName: "\(vm.name)", "attempt": .stringConvertible(attempt), "delay_ms": .stringConvertible(delay.wholeMilliseconds),
             LogKeys.reason: "\(vm.stopReason?.rawValue ?? "")",
         ])
         record(.restart, vm, ["attempt": "\(attempt)", "delay_ms": "\(delay.wholeMilliseconds)", "reason": vm.stopReason?.rawValue ?? ""])

@@ -58,8 +58,11 @@ extension VMManager {
         if let memoryMax = update.memoryMax { attributes["memory_max_bytes"] = "\(memoryMax.bytes)" }
         if let iops = update.diskIOPS { attributes["disk_iops"] = "\(iops)" }
         if let bps = update.diskBytesPerSecond { attributes["disk_bps"] = "\(bps)" }
-        var metadata: Logger.Metadata = [LogKeys.vmID: "\(id)", LogKeys.vmName: "\(vm.name)"]
-        for (key, value) in attributes { metadata[key] = "\(value)" }
+        var metadata: Logger.Metadata = [LogKeys.vmID: "\(id)", LogKeys.vmName: "\(vm.name)", "live": .stringConvertible(attributes["live"] == "true")]
+        if let cpuShares = update.cpuShares { metadata["cpu_shares"] = .stringConvertible(cpuShares) }
+        if let memoryMax = update.memoryMax { metadata["memory_max_bytes"] = .stringConvertible(memoryMax.bytes) }
+        if let iops = update.diskIOPS { metadata["disk_iops"] = .stringConvertible(iops) }
+        if let bps = update.diskBytesPerSecond { metadata["disk_bps"] = .stringConvertible(bps) }
         logger.info("vm limits updated", metadata: metadata)
         record(.update, updated, attributes)
         return updated

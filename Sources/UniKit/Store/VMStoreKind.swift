@@ -29,7 +29,7 @@ public enum VMStoreKind: String, Sendable, CaseIterable {
             if FileManager.default.fileExists(atPath: dataDirectory.databasePath) {
                 let report = try await SQLiteVMStore.exportRecords(of: dataDirectory)
                 logger.notice("moved the vm records of the sqlite store back to state.json files", metadata: [
-                    "vms": "\(report.exported.count)", "database_backup": "\(report.databaseBackupPath)",
+                    "vms": .stringConvertible(report.exported.count), "database_backup": "\(report.databaseBackupPath)",
                 ])
                 warn(report.problems, logger: logger)
             }
@@ -40,7 +40,7 @@ public enum VMStoreKind: String, Sendable, CaseIterable {
             store.unimportedFiles = report.unreadable
             if !report.imported.isEmpty || !report.skipped.isEmpty {
                 logger.notice("imported state.json vm records into the sqlite store", metadata: [
-                    "imported": "\(report.imported.count)", "skipped": "\(report.skipped.count)", "database": "\(store.path)",
+                    "imported": .stringConvertible(report.imported.count), "skipped": .stringConvertible(report.skipped.count), "database": "\(store.path)",
                 ])
             }
             warn(report.problems, logger: logger)
