@@ -52,14 +52,28 @@ public final class RegistryClient: Sendable {
     /// `Authorization` values by ``RegistrySession/cacheKey``.
     let authorizations = Mutex<[String: String]>([:])
 
+    /// The HTTP client registry clients use unless given one, alive for
+    /// the process: a 10 s connect timeout, a failed connection reported
+    /// at once rather than retried until the timeout (`HTTPClient.shared`
+    /// retries a refused connection for 90 s), redirects followed (blob
+    /// storage behind a registry), no decompression (blobs are hashed as sent).
+    public static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .follow(max: 10, allowCycles: false),
+                                                     timeout: .init(connect: .seconds(10)), decompression: .disabled)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     /// A client.
     /// - Parameters:
-    ///   - httpClient: the HTTP client (its connection pool is shared; the
-    ///     registry client never shuts it down).
+    ///   - httpClient: the HTTP client (the registry client never shuts it
+    ///     down); ``sharedHTTPClient`` by default. Give one whose
+    ///     `connectionPool.retryConnectionEstablishment` is false, or a
+    ///     closed port takes its connect timeout to be reported.
     ///   - credentials: where saved credentials are looked up per registry; `nil` for anonymous access only.
     ///   - configuration: upload sizes and the stall timeout.
     ///   - logger: debug lines per blob, a warning for plain HTTP to a non-loopback host.
-    public init(httpClient: HTTPClient = .shared, credentials: RegistryCredentialStore? = nil, configuration: RegistryClientConfiguration = RegistryClientConfiguration(), logger: Logger = Logger(label: "uni.registry")) {
+    public init(httpClient: HTTPClient = RegistryClient.sharedHTTPClient, credentials: RegistryCredentialStore? = nil, configuration: RegistryClientConfiguration = RegistryClientConfiguration(), logger: Logger = Logger(label: "uni.registry")) {
         self.httpClient = httpClient
         self.credentialStore = credentials
         self.configuration = configuration
@@ -274,7 +288,7 @@ public final class RegistryClient: Sendable {
         let (manifestData, manifest) = try await fetchManifest(reference, session)
         let manifestDigest = ImageStore.digest(of: manifestData)
         let blobs = [manifest.config] + manifest.layers
-        let pin = store.pin([manifestDigest] + blobs.map(\.digest))
+        var pin: ImageStore.Pin? = store.pin([manifestDigest] + blobs.map(\.digest))
         var written: [String] = []
         do {
             for blob in blobs {
@@ -293,13 +307,13 @@ public final class RegistryClient: Sendable {
                 _ = try store.put(manifestData, mediaType: UniMediaType.manifest)
             }
             let entry = try store.tag(manifestDigest: manifestDigest, as: reference.withTag(reference.tag ?? ImageReference.defaultTag))
-            withExtendedLifetime(pin) {}
+            pin = nil
             store.recordSources(blobs.map(\.digest), repository: reference.name)
             progress(.manifest(digest: manifestDigest))
             logger.debug("pulled image", metadata: ["image": "\(reference)", "digest": "\(manifestDigest)"])
             return entry
         } catch {
-            withExtendedLifetime(pin) {}
+            pin = nil  // released first: removeUnreferenced keeps pinned blobs
             store.removeUnreferenced(written)
             throw error
         }

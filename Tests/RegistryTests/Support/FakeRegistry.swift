@@ -71,13 +71,13 @@ final class FakeRegistry: Sendable {
         }
     }
 
-    /// Copies an image of `store` into the fake.
+    /// Copies an image of `store` into the fake; `layerBehaviour` applies to its last layer.
     func add(image: StoredImage, from store: ImageStore, tag: String, layerBehaviour: BlobBehaviour = .serve) throws {
         let manifest = try store.manifest(image.digest)
         add(manifest: try store.read(image.digest), tag: tag)
         add(blob: try store.read(manifest.config.digest))
-        for layer in manifest.layers {
-            add(blob: try Data(contentsOf: URL(fileURLWithPath: store.blobPath(layer.digest))), behaviour: layerBehaviour)
+        for (index, layer) in manifest.layers.enumerated() {
+            add(blob: try Data(contentsOf: URL(fileURLWithPath: store.blobPath(layer.digest))), behaviour: index == manifest.layers.count - 1 ? layerBehaviour : .serve)
         }
     }
 
