@@ -8,8 +8,7 @@ Starts docker-registry (CNCF Distribution) on 127.0.0.1, makes the image
 blobs as an OCI layout, then, ROUNDS times, alternating who goes first:
   push: RegistryBench push STORE -> registry/uni-N   vs  skopeo copy oci:LAYOUT -> registry/skopeo-N
   pull: RegistryBench pull registry/uni-N -> fresh store  vs  skopeo copy registry/skopeo-N -> oci:NEW
-Each push goes to a fresh repository of a fresh registry storage (nothing to
-skip or mount); each pull to an empty store/layout. Prints the median
+Each round starts a fresh registry (nothing to skip or mount); each pull to an empty store/layout. Prints the median
 seconds, MiB/s and the ratio Uni/skopeo (throughput).
 
   scripts/bench-registry.py [--mib 100] [--rounds 5]
@@ -79,9 +78,14 @@ def main():
         store, layout = os.path.join(work, "store"), os.path.join(work, "layout")
         made = json.loads(subprocess.run([binary, "make", store, layout, "bench:1", str(args.mib)], check=True, capture_output=True, text=True).stdout)
         size = made["bytes"]
-        registry, address = start_registry(os.path.join(work, "registry"))
         results = {"uni push": [], "skopeo push": [], "uni pull": [], "skopeo pull": []}
         for n in range(args.rounds):
+            # A fresh registry each round: on one registry, both clients would
+            # mount the blobs of the earlier rounds' repositories instead of uploading.
+            if registry:
+                registry.terminate()
+                registry.wait()
+            registry, address = start_registry(os.path.join(work, f"registry-{n}"))
             pushes = [
                 ("uni push", [binary, "push", store, "bench:1", f"{address}/uni-{n}:1"]),
                 ("skopeo push", ["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{address}/skopeo-{n}:1"]),
