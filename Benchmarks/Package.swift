@@ -36,5 +36,13 @@ let package = Package(
             ],
             path: "Tools/UIBenchServer"
         ),
+        // RegistryClient push and pull timed for scripts/bench-registry.py.
+        .executableTarget(
+            name: "RegistryBench",
+            dependencies: [
+                .product(name: "UniKit", package: "uni"),
+            ],
+            path: "Tools/RegistryBench"
+        ),
     ]
 )

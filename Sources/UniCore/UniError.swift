@@ -16,6 +16,8 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
             case storeFailed = "store_failed"
             case internalError = "internal"
             case payloadTooLarge = "payload_too_large"
+            case unauthenticated = "unauthenticated"
+            case permissionDenied = "permission_denied"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -38,6 +40,11 @@ public struct UniError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let internalError = Code(.internalError)
         /// A request body is larger than the API accepts.
         public static let payloadTooLarge = Code(.payloadTooLarge)
+
+        /// A remote service (a registry) wants credentials, or refused the ones given (HTTP 401).
+        public static let unauthenticated = Code(.unauthenticated)
+        /// A remote service (a registry) knows who is asking and refuses the operation (HTTP 403).
+        public static let permissionDenied = Code(.permissionDenied)
 
         /// The stable snake_case name used in JSON error bodies.
         public var description: String { value.rawValue }

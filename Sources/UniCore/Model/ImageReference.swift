@@ -134,7 +134,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible, Codab
     }
 
     /// `host[:port]`: DNS labels of letters, digits and '-', or a dotted IPv4 address; a port 1-65535.
-    static func isRegistry(_ text: String) -> Bool {
+    package static func isRegistry(_ text: String) -> Bool {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }
         if parts.count == 2 {

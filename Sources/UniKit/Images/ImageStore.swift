@@ -24,7 +24,9 @@ import Glibc
 public final class ImageStore: Sendable {
     /// `<data-dir>/images`.
     public let root: String
-    private let lock = Mutex<Set<String>>([])  // pinned digests
+    /// Pinned digests, counted: two operations may pin one blob, and the
+    /// first to finish must not unpin it for the other.
+    private let lock = Mutex<[String: Int]>([:])
 
     /// Opens (and creates) the store at `root`, dropping partial writes left by a crash.
     /// - Throws: ``UniError`` (`storeFailed`) when the folders cannot be made.
@@ -218,7 +220,7 @@ public final class ImageStore: Sendable {
     /// Keeps `digests` from garbage collection until the returned pin is dropped
     /// (a pull between writing blobs and tagging them, a running VM's files).
     public func pin(_ digests: [String]) -> Pin {
-        lock.withLock { pinned in for digest in digests { pinned.insert(digest) } }
+        lock.withLock { pinned in for digest in digests { pinned[digest, default: 0] += 1 } }
         return Pin(store: self, digests: digests)
     }
 
@@ -232,14 +234,43 @@ public final class ImageStore: Sendable {
         }
         deinit {
             let digests = digests
-            store.lock.withLock { pinned in for digest in digests { pinned.remove(digest) } }
+            store.lock.withLock { pinned in
+                for digest in digests {
+                    let count = (pinned[digest] ?? 1) - 1
+                    pinned[digest] = count > 0 ? count : nil
+                }
+            }
         }
     }
 
     /// Deletes every blob that neither a tagged manifest nor one of
-    /// `keepingManifests` references, and that nobody pinned.
+    /// `keepingManifests` (the images VM records use) references, and that nobody pinned.
     public func collectGarbage(keepingManifests: Set<String> = []) {
-        guard let entries = try? readIndex() else { return }
+        guard let live = liveDigests(keepingManifests: keepingManifests) else { return }
+        lock.withLock { pinned in
+            let folder = root + "/blobs/sha256"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where !live.contains("sha256:" + name) && pinned["sha256:" + name] == nil {
+                unlink(folder + "/" + name)
+            }
+        }
+    }
+
+    /// Deletes those of `digests` that no tagged manifest references and
+    /// nobody pinned: what a failed pull wrote, without touching blobs
+    /// that other operations (an import between writing and tagging) own.
+    func removeUnreferenced(_ digests: [String]) {
+        guard !digests.isEmpty, let live = liveDigests() else { return }
+        lock.withLock { pinned in
+            for digest in digests where ImageReference.isDigest(digest) && !live.contains(digest) && pinned[digest] == nil {
+                unlink(blobPath(digest))
+            }
+        }
+    }
+
+    /// Every digest a tagged image or one of `keepingManifests` references;
+    /// `nil` when the index cannot be read.
+    private func liveDigests(keepingManifests: Set<String> = []) -> Set<String>? {
+        guard let entries = try? readIndex() else { return nil }
         var live = Set<String>()
         for digest in Set(entries.map(\.digest)).union(keepingManifests) {
             live.insert(digest)
@@ -248,12 +279,7 @@ public final class ImageStore: Sendable {
                 for layer in manifest.layers { live.insert(layer.digest) }
             }
         }
-        lock.withLock { pinned in
-            let folder = root + "/blobs/sha256"
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where !live.contains("sha256:" + name) && !pinned.contains("sha256:" + name) {
-                unlink(folder + "/" + name)
-            }
-        }
+        return live
     }
 
     // MARK: The index
