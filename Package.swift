@@ -151,10 +151,17 @@ let package = Package(
         ),
         // The registry client against a real registry (docker-registry,
         // skopeo: scripts/setup.sh installs them) and an in-process fake.
+        // The real registry the registry and integration tests start.
+        .target(
+            name: "RegistryTestSupport",
+            dependencies: ["UniKit", "UniKitTesting", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Tests/RegistryTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "RegistryTests",
             dependencies: [
-                "UniKit", "UniKitTesting",
+                "UniKit", "UniKitTesting", "RegistryTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -164,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "UniKit", "UniKitTesting", "UniHTTP", "UniCLI",
+                "UniKit", "UniKitTesting", "UniHTTP", "UniCLI", "RegistryTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],

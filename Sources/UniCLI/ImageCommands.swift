@@ -5,6 +5,9 @@ import FoundationEssentials
 import Foundation
 #endif
 import UniCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `uni image import|ls`: the local image store.
 struct ImageGroup: ParsableCommand {
@@ -101,5 +104,131 @@ struct RemoveImage: UniSubcommand {
             let removed = try global.client.removeImage(reference, force: force)
             print("Untagged: \(removed.reference)")
         }
+    }
+}
+
+struct Pull: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull", abstract: "Pull an image from an OCI registry into unid's store.",
+        discussion: "Every blob is checked against its digest and size. Plain HTTP is used for loopback registries, and for others with --insecure. Credentials come from uni login."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Allow plain HTTP (loopback registries always may).") var insecure = false
+    @Argument(help: "REGISTRY/REPO[:TAG].") var reference: String
+    func run() throws {
+        let parsed = try ImageReference.parse(reference)
+        guard parsed.registry != nil else {
+            throw UniError.invalid("cannot pull '\(parsed)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(parsed))")
+        }
+        let printer = TransferPrinter(terminal: isatty(STDOUT_FILENO) == 1)
+        let image = try global.client.pull(ImagePullRequest(reference: reference, insecure: insecure)) { printer.show($0) }
+        printer.finish()
+        print("Pulled \(image.reference) \(image.digest)")
+    }
+}
+
+struct Push: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push", abstract: "Push a stored image to an OCI registry.",
+        discussion: "Without DESTINATION the image's own name says where (it must name a registry). Blobs the registry has are skipped; blobs in another repository of the same registry are mounted."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Allow plain HTTP (loopback registries always may).") var insecure = false
+    @Argument(help: "The stored image.") var source: String
+    @Argument(help: "REGISTRY/REPO[:TAG] to push to.") var destination: String?
+    func run() throws {
+        _ = try ImageReference.parse(source)
+        if let destination { _ = try ImageReference.parse(destination) }
+        let printer = TransferPrinter(terminal: isatty(STDOUT_FILENO) == 1)
+        let pushed = try global.client.push(ImagePushRequest(source: source, destination: destination, insecure: insecure)) { printer.show($0) }
+        printer.finish()
+        print("Pushed \(pushed.reference) \(pushed.digest)")
+    }
+}
+
+struct Login: UniSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login", abstract: "Log in to a registry: unid checks the credentials and keeps them (mode 0600) for push and pull."
+    )
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.short, .long], help: "User name.") var username: String
+    @Option(name: [.short, .long], help: "Password (prefer --password-stdin: a flag shows in the process list).") var password: String?
+    @Flag(help: "Read the password from standard input.") var passwordStdin = false
+    @Flag(help: "Allow plain HTTP (loopback registries always may).") var insecure = false
+    @Argument(help: "The registry, HOST[:PORT].") var registry: String
+    func run() throws {
+        guard (password == nil) != !passwordStdin else {
+            throw UniError.invalid("give the password with --password or --password-stdin (one of them)")
+        }
+        var secret = password ?? ""
+        if passwordStdin {
+            secret = String(readLine(strippingNewline: true) ?? "")
+            guard !secret.isEmpty else { throw UniError.invalid("--password-stdin read no password") }
+        }
+        try global.client.login(RegistryLoginRequest(registry: registry, username: username, password: secret, insecure: insecure))
+        print("Login Succeeded")
+    }
+}
+
+struct Logout: UniSubcommand {
+    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Forget the saved login of a registry.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The registry, HOST[:PORT].") var registry: String
+    func run() throws {
+        try global.client.logout(registry: registry)
+        print("Removed login credentials for \(registry)")
+    }
+}
+
+/// Push and pull progress: one line per blob, redrawn in place on a
+/// terminal (`sha256:0123456789ab  kernel  downloading  1.2 MiB / 3.0 MiB`),
+/// plain lines for each step otherwise.
+final class TransferPrinter {
+    private let terminal: Bool
+    private var order: [String] = []
+    private var lines: [String: String] = [:]
+    private var drawn = 0
+
+    init(terminal: Bool) { self.terminal = terminal }
+
+    func show(_ event: ImageTransferEvent) {
+        guard let digest = event.digest else { return }
+        let short = String(digest.dropFirst("sha256:".count).prefix(12))
+        let text: String?
+        switch event.type {
+        case "started":
+            if !order.contains(digest) { order.append(digest) }
+            let kind = event.mediaType.map { $0.split(separator: ".").dropLast().last.map(String.init) ?? $0 } ?? "blob"
+            text = "\(short)  \(kind)  waiting  \(event.total.map(CLIRendering.bytes) ?? "")"
+        case "advanced":
+            let done = event.bytes.map(CLIRendering.bytes) ?? "?"
+            let total = event.total.map(CLIRendering.bytes) ?? "?"
+            text = terminal ? "\(short)  \(Self.bar(event.bytes ?? 0, of: event.total ?? 0))  \(done) / \(total)" : nil
+        case "skipped": text = "\(short)  \(event.reason ?? "skipped")"
+        case "finished": text = "\(short)  done"
+        case "manifest": text = "manifest \(short)  done"
+        default: text = nil
+        }
+        guard let text else { return }
+        if !order.contains(digest) { order.append(digest) }
+        lines[digest] = text
+        if terminal { redraw() } else { StandardStreams.writeOutput(Array((text + "\n").utf8)) }
+    }
+
+    /// Nothing is buffered: each step is written as it comes.
+    func finish() {}
+
+    /// `[=========>          ]`, 20 wide.
+    static func bar(_ done: UInt64, of total: UInt64) -> String {
+        let width = 20
+        let filled = total == 0 ? width : Int(min(Double(done) / Double(total), 1) * Double(width))
+        return "[" + String(repeating: "=", count: max(filled - 1, 0)) + (filled > 0 ? ">" : "") + String(repeating: " ", count: width - filled) + "]"
+    }
+
+    private func redraw() {
+        var out = drawn > 0 ? "\u{1B}[\(drawn)A" : ""
+        for digest in order { out += "\u{1B}[2K" + (lines[digest] ?? "") + "\n" }
+        drawn = order.count
+        StandardStreams.writeOutput(Array(out.utf8))
     }
 }

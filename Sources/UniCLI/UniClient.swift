@@ -130,6 +130,54 @@ public struct UniClient: Sendable {
         try call("DELETE", "/v1/images?ref=\(UniClient.percentEncoded(reference))" + (force ? "&force=true" : ""))
     }
 
+    /// `POST /v1/images/pull`: streams ``ImageTransferEvent``s to `onEvent`
+    /// until the pull ends; returns the stored image.
+    /// - Throws: ``UniError``: the daemon's refusal before the transfer, or the transfer's own error.
+    public func pull(_ request: ImagePullRequest, onEvent: (ImageTransferEvent) -> Void = { _ in }) throws -> StoredImage {
+        try transfer("/v1/images/pull", body: try JSONCoding.makeEncoder().encode(request), onEvent: onEvent)
+    }
+
+    /// `POST /v1/images/push`: as ``pull(_:onEvent:)``; returns the pushed reference and manifest digest.
+    public func push(_ request: ImagePushRequest, onEvent: (ImageTransferEvent) -> Void = { _ in }) throws -> StoredImage {
+        try transfer("/v1/images/push", body: try JSONCoding.makeEncoder().encode(request), onEvent: onEvent)
+    }
+
+    /// `POST /v1/auth`: unid checks the credentials against the registry and saves them.
+    public func login(_ request: RegistryLoginRequest) throws {
+        let _: [String: String] = try call("POST", "/v1/auth", body: try JSONCoding.makeEncoder().encode(request), wait: .longer(.seconds(30)))
+    }
+
+    /// `DELETE /v1/auth?registry=...`.
+    public func logout(registry: String) throws {
+        let _: Empty = try call("DELETE", "/v1/auth?registry=\(Self.percentEncoded(registry))")
+    }
+
+    /// Reads a transfer's NDJSON answer to its `done` or `error` line.
+    private func transfer(_ target: String, body: Data, onEvent: (ImageTransferEvent) -> Void) throws -> StoredImage {
+        let reader = try stream("POST", target, body: body).body
+        defer { reader.close() }
+        let decoder = JSONCoding.makeDecoder()
+        var pending: [UInt8] = []
+        while let chunk = try reader.next() {
+            pending += chunk
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(pending[..<newline])
+                pending.removeFirst(newline + 1)
+                guard let event = try? decoder.decode(ImageTransferEvent.self, from: Data(line)) else { continue }
+                switch event.type {
+                case "done":
+                    guard let image = event.image else { throw UniError(.internalError, "unid's transfer ended without the image") }
+                    return image
+                case "error":
+                    throw UniError(UniError.Code(name: event.code ?? "") ?? .internalError, event.error ?? "the transfer failed")
+                default:
+                    onEvent(event)
+                }
+            }
+        }
+        throw UniError(.unavailable, "unid closed the transfer before it ended")
+    }
+
     /// `POST /v1/vms/{ref}/update`: new limits, live and for the next start.
     public func update(_ reference: String, _ update: ResourceUpdate) throws -> VM {
         try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update), wait: .longer(.seconds(30)))

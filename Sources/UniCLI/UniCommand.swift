@@ -28,7 +28,7 @@ public struct UniCommand: ParsableCommand {
         UNI_API_TIMEOUT=SECONDS changes how long a command waits for unid (default 30).
         """,
         version: UniVersion.current,
-        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Update.self, Remove.self, Images.self, ImageGroup.self, Tag.self, RemoveImage.self, Info.self]
+        subcommands: [Run.self, PS.self, Inspect.self, Logs.self, Stats.self, Events.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Update.self, Remove.self, Images.self, ImageGroup.self, Tag.self, RemoveImage.self, Pull.self, Push.self, Login.self, Logout.self, Info.self]
     )
 }
 

@@ -34,6 +34,9 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .unavailable: return .serviceUnavailable
         case .hypervisorFailed: return .badGateway
         case .payloadTooLarge: return .contentTooLarge
+        // A registry's refusal, passed on: unid itself has no logins.
+        case .unauthenticated: return .unauthorized
+        case .permissionDenied: return .forbidden
         default: return .internalServerError
         }
     }

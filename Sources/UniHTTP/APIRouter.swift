@@ -110,6 +110,46 @@ public enum APIRouter {
             return try json(try manager.images.tag(body.source, as: body.target), status: .created)
         }
 
+        v1.post("images/pull") { request, _ in
+            let body: ImagePullRequest = try await decodeBody(request, as: "image pull")
+            let reference = try ImageReference.parse(body.reference)
+            guard reference.registry != nil else {
+                throw UniError.invalid("cannot pull '\(reference)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(reference))")
+            }
+            return transferResponse { progress in
+                try await manager.images.pull(reference, insecure: body.insecure, progress: progress)
+            }
+        }
+
+        v1.post("images/push") { request, _ in
+            let body: ImagePushRequest = try await decodeBody(request, as: "image push")
+            // The checks that need no registry answer before the stream starts.
+            let source = try manager.images.store().resolve(try ImageReference.parse(body.source))
+            let destination = try body.destination.map(ImageReference.parse) ?? source.reference
+            guard destination.registry != nil else {
+                throw UniError.invalid("cannot push '\(destination)': it names no registry: give a destination REGISTRY/REPO:TAG (uni push \(body.source) localhost:5000/\(destination.repository):\(destination.tag ?? ImageReference.defaultTag))")
+            }
+            return transferResponse { progress in
+                let pushed = try await manager.images.push(body.source, to: body.destination, insecure: body.insecure, progress: progress)
+                return StoredImage(reference: pushed.destination, digest: pushed.digest, created: source.created, size: source.size)
+            }
+        }
+
+        v1.post("auth") { request, _ in
+            let body: RegistryLoginRequest = try await decodeBody(request, as: "login")
+            try await manager.images.login(registry: body.registry, credentials: RegistryCredentials(username: body.username, password: body.password),
+                                           insecure: body.insecure)
+            return try json(["registry": body.registry, "username": body.username])
+        }
+
+        v1.delete("auth") { request, _ in
+            guard let registry = request.uri.queryParameters["registry"].map(String.init) else {
+                throw UniError.invalid("missing registry: give it as ?registry=HOST[:PORT]")
+            }
+            guard try manager.images.logout(registry: registry) else { throw UniError(.notFound, "not logged in to \(registry)") }
+            return Response(status: .noContent)
+        }
+
         // References have '/' and ':' in them: they travel in the query.
         v1.delete("images") { request, _ in
             guard let reference = request.uri.queryParameters["ref"].map(String.init) else {
@@ -149,6 +189,36 @@ public enum APIRouter {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
         }
         return router
+    }
+
+    /// A push or pull as NDJSON: one ``ImageTransferEvent`` per layer step,
+    /// then `done` with the image or `error`. The transfer runs inside the
+    /// response: a client that leaves cancels it.
+    static func transferResponse(_ transfer: @escaping @Sendable (@escaping @Sendable (RegistryProgress) -> Void) async throws -> StoredImage) -> Response {
+        let body = ResponseBody { writer in
+            let (events, continuation) = AsyncStream.makeStream(of: ImageTransferEvent.self, bufferingPolicy: .bufferingNewest(4096))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        let image = try await transfer { continuation.yield(ImageTransferEvent(progress: $0)) }
+                        continuation.yield(ImageTransferEvent(type: "done", image: image))
+                    } catch {
+                        let failure = (error as? UniError) ?? UniError(.internalError, "\(error)")
+                        continuation.yield(ImageTransferEvent(type: "error", error: failure.message, code: failure.code.description))
+                    }
+                    continuation.finish()
+                }
+                let encoder = JSONCoding.makeEncoder()
+                for await event in events {
+                    var line = try encoder.encode(event)
+                    line.append(UInt8(ascii: "\n"))
+                    try await writer.write(ByteBuffer(bytes: line))
+                }
+                try await group.waitForAll()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
     }
 
     /// The header naming the VM of an attached run.

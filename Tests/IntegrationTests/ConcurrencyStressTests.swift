@@ -105,8 +105,12 @@ extension Integration {
             async let b = outcome(second)
             let results = await [a, b]
             switch pair {
-            case .startStart, .runRunOneName, .removeRemove:
+            case .runRunOneName, .removeRemove:
                 #expect(results.filter { $0 == "ok" }.count == 1, "\(pair.rawValue): exactly one must win, got \(results)")
+            case .startStart:
+                // The API's docker habit: the second start finds it running and
+                // succeeds; the one-QEMU invariant below is what matters.
+                #expect(results.allSatisfy { $0 == "ok" }, "\(pair.rawValue): \(results)")
             case .stopKill:
                 // The kill always works; a stop that comes second finds the VM stopped.
                 #expect(results[1] == "ok", "\(pair.rawValue): the kill must work, got \(results)")

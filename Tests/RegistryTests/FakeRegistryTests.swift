@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import RegistryTestSupport
 @testable import UniKit
 import UniKitTesting
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import RegistryTestSupport
 import UniKit
 import UniKitTesting
 

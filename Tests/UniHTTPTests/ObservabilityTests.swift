@@ -35,7 +35,10 @@ struct ObservabilityTests {
             #expect(text.contains("# HELP \(name) "), "\(name)")
             #expect(text.contains("# TYPE \(name) \(type)\n"), "\(name)")
         }
-        #expect(text.contains("uni_registry_push_total 0\n"))
+        for result in ["success", "failure"] {
+            #expect(text.contains("uni_registry_push_total{result=\"\(result)\"} 0\n"))
+            #expect(text.contains("uni_registry_pull_total{result=\"\(result)\"} 0\n"))
+        }
         #expect(text.contains(#"uni_build_info{version="1.2.3"} 1"#))
         #expect(text.contains(#"uni_vm_lifecycle_total{kind="create"} 1"#))
         #expect(text.contains(#"uni_vm_lifecycle_total{kind="kill"} 0"#))

@@ -22,8 +22,10 @@ struct TelemetryTests {
         _ = VMTelemetry(factory: metrics, version: "9.9.9")
         #expect(try metrics.expectGauge(MetricNames.vmsTotal).lastValue == 0)
         #expect(try metrics.expectGauge(MetricNames.buildInfo, [("version", "9.9.9")]).lastValue == 1)
-        #expect(try metrics.expectCounter(MetricNames.registryPush).totalValue == 0)
-        #expect(try metrics.expectCounter(MetricNames.registryPull).totalValue == 0)
+        for result in ["success", "failure"] {
+            #expect(try metrics.expectCounter(MetricNames.registryPush, [("result", result)]).totalValue == 0)
+            #expect(try metrics.expectCounter(MetricNames.registryPull, [("result", result)]).totalValue == 0)
+        }
         for kind in MetricNames.lifecycleKinds {
             #expect(try metrics.expectCounter(MetricNames.lifecycle, [("kind", kind)]).totalValue == 0)
         }

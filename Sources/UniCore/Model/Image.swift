@@ -159,3 +159,122 @@ public struct ImageTagRequest: Codable, Sendable, Hashable {
         self.target = target
     }
 }
+
+/// `POST /v1/images/pull` (`uni pull`).
+public struct ImagePullRequest: Codable, Sendable, Hashable {
+    /// `REGISTRY/REPO[:TAG]`.
+    public var reference: String
+    /// Plain HTTP to the registry (loopback registries always may).
+    public var insecure: Bool
+
+    /// A request.
+    public init(reference: String, insecure: Bool = false) {
+        self.reference = reference
+        self.insecure = insecure
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reference = try c.decode(String.self, forKey: .reference)
+        insecure = try c.decodeIfPresent(Bool.self, forKey: .insecure) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey { case reference, insecure }
+}
+
+/// `POST /v1/images/push` (`uni push SOURCE [DESTINATION]`).
+public struct ImagePushRequest: Codable, Sendable, Hashable {
+    /// The stored image.
+    public var source: String
+    /// `REGISTRY/REPO[:TAG]`; `nil`: the source's own name (which must name a registry).
+    public var destination: String?
+    /// Plain HTTP to the registry (loopback registries always may).
+    public var insecure: Bool
+
+    /// A request.
+    public init(source: String, destination: String? = nil, insecure: Bool = false) {
+        self.source = source
+        self.destination = destination
+        self.insecure = insecure
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        source = try c.decode(String.self, forKey: .source)
+        destination = try c.decodeIfPresent(String.self, forKey: .destination)
+        insecure = try c.decodeIfPresent(Bool.self, forKey: .insecure) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey { case source, destination, insecure }
+}
+
+/// `POST /v1/auth` (`uni login`): credentials checked against the registry, then saved.
+public struct RegistryLoginRequest: Codable, Sendable, Hashable {
+    /// `host[:port]`.
+    public var registry: String
+    /// The user name.
+    public var username: String
+    /// The password or token.
+    public var password: String
+    /// Plain HTTP to the registry (loopback registries always may).
+    public var insecure: Bool
+
+    /// A request.
+    public init(registry: String, username: String, password: String, insecure: Bool = false) {
+        self.registry = registry
+        self.username = username
+        self.password = password
+        self.insecure = insecure
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        registry = try c.decode(String.self, forKey: .registry)
+        username = try c.decode(String.self, forKey: .username)
+        password = try c.decode(String.self, forKey: .password)
+        insecure = try c.decodeIfPresent(Bool.self, forKey: .insecure) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey { case registry, username, password, insecure }
+}
+
+/// One line of a push or pull's NDJSON answer: a layer's progress, then
+/// `done` with the image, or `error` (the transfer failed after it began).
+public struct ImageTransferEvent: Codable, Sendable, Hashable {
+    /// `started`, `advanced`, `skipped`, `finished`, `manifest`, `done` or `error`.
+    public var type: String
+    /// The blob (or manifest) digest.
+    public var digest: String?
+    /// The blob's media type (`started`).
+    public var mediaType: String?
+    /// Bytes moved so far (`advanced`).
+    public var bytes: UInt64?
+    /// The blob's size (`started`, `advanced`).
+    public var total: UInt64?
+    /// Why it was skipped (`skipped`): `already present`, `mounted from REPO`.
+    public var reason: String?
+    /// The pulled or pushed image (`done`).
+    public var image: StoredImage?
+    /// The error's message and code (`error`).
+    public var error: String?
+    /// The error's code (`error`), as in `{"error","code"}` answers.
+    public var code: String?
+
+    /// An event.
+    public init(type: String, digest: String? = nil, mediaType: String? = nil, bytes: UInt64? = nil, total: UInt64? = nil,
+                reason: String? = nil, image: StoredImage? = nil, error: String? = nil, code: String? = nil) {
+        self.type = type
+        self.digest = digest
+        self.mediaType = mediaType
+        self.bytes = bytes
+        self.total = total
+        self.reason = reason
+        self.image = image
+        self.error = error
+        self.code = code
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type, digest, mediaType = "media_type", bytes, total, reason, image, error, code
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Tracing
 
 /// The images of one data dir: imports, tags, removal, and what a VM
 /// created from a reference boots. Registry transfers go through
@@ -7,11 +8,26 @@ import Synchronization
 public final class ImageService: Sendable {
     /// `<data-dir>/images`.
     public let directory: String
+    /// Saved registry logins (`uni login`), when the service has a data dir.
+    public let credentials: RegistryCredentialStore?
+    /// What pushes and pulls.
+    public let registry: RegistryClient
+    private let telemetry: VMTelemetry?
+    private let tracer: any Tracer
     private let opened = Mutex<ImageStore?>(nil)
 
-    /// The images under `directory`.
-    public init(directory: String) {
+    /// The images under `directory`; registry logins in `credentialsPath`.
+    /// - Parameters:
+    ///   - telemetry: counts pushes and pulls (`uni_registry_*_total`).
+    ///   - tracer: gets an `image.push` / `image.pull` span per transfer.
+    public init(directory: String, credentialsPath: String? = nil, telemetry: VMTelemetry? = nil, tracer: any Tracer = NoOpTracer(),
+                registry: RegistryClient? = nil) {
         self.directory = directory
+        let credentials = credentialsPath.map(RegistryCredentialStore.init(path:))
+        self.credentials = credentials
+        self.registry = registry ?? RegistryClient(credentials: credentials)
+        self.telemetry = telemetry
+        self.tracer = tracer
     }
 
     /// The store, created at first use.
@@ -101,6 +117,83 @@ public final class ImageService: Sendable {
     /// Drops blobs that no tag and none of `keepingManifests` need (after a VM's removal).
     public func collectGarbage(keepingManifests: Set<String>) {
         (try? store())?.collectGarbage(keepingManifests: keepingManifests)
+    }
+
+    // MARK: Registries
+
+    /// Whether plain HTTP may be used: asked for, or a loopback registry
+    /// (`localhost`, `127.x.x.x`, `::1`), as docker allows.
+    public static func allowsPlainHTTP(_ registry: String, insecure: Bool) -> Bool {
+        if insecure { return true }
+        var host = registry
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") { host = String(host[host.index(after: host.startIndex)..<end]) }
+        else if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        return host == "localhost" || host.hasPrefix("127.") || host == "::1"
+    }
+
+    /// Pulls `reference` (which names a registry) into the store.
+    /// - Throws: ``UniError`` as ``RegistryClient/pull(_:into:insecure:progress:)`` does.
+    public func pull(_ reference: ImageReference, insecure: Bool = false, progress: @escaping @Sendable (RegistryProgress) -> Void = { _ in }) async throws -> StoredImage {
+        guard let host = reference.registry else {
+            throw UniError.invalid("cannot pull '\(reference)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(reference))")
+        }
+        let store = try store()
+        return try await transfer("image.pull", push: false, reference: reference.description, registry: host) {
+            try await registry.pull(reference, into: store, insecure: ImageService.allowsPlainHTTP(host, insecure: insecure), progress: progress)
+        }
+    }
+
+    /// Pushes the stored image `source` to `destination` (its own name when `nil`).
+    /// - Returns: the destination and the pushed manifest's digest.
+    public func push(_ source: String, to destination: String?, insecure: Bool = false,
+                     progress: @escaping @Sendable (RegistryProgress) -> Void = { _ in }) async throws -> (destination: ImageReference, digest: String) {
+        let store = try store()
+        let entry = try store.resolve(try ImageReference.parse(source))
+        let target = try destination.map(ImageReference.parse) ?? entry.reference
+        guard let host = target.registry else {
+            throw UniError.invalid("cannot push '\(target)': it names no registry: give a destination REGISTRY/REPO:TAG (uni push \(source) localhost:5000/\(target.repository):\(target.tag ?? ImageReference.defaultTag))")
+        }
+        guard target.digest == nil else { throw UniError.invalid("cannot push to '\(target)': a destination names a tag, not a digest") }
+        let digest = try await transfer("image.push", push: true, reference: target.description, registry: host) {
+            try await registry.push(entry, from: store, to: target, insecure: ImageService.allowsPlainHTTP(host, insecure: insecure), progress: progress)
+        }
+        return (target, digest)
+    }
+
+    /// Checks `credentials` against `registry`, then saves them (mode 0600).
+    public func login(registry host: String, credentials login: RegistryCredentials, insecure: Bool = false) async throws {
+        guard ImageReference.isRegistry(host) else {
+            throw UniError.invalid("invalid registry '\(host.escapingControlCharacters)': expected HOST or HOST:PORT")
+        }
+        guard let credentials else { throw UniError(.unavailable, "this image service keeps no credentials") }
+        try await registry.login(registry: host, credentials: login, insecure: ImageService.allowsPlainHTTP(host, insecure: insecure))
+        try credentials.save(login, for: host)
+    }
+
+    /// Forgets the saved login of `registry`.
+    /// - Returns: whether there was one.
+    public func logout(registry host: String) throws -> Bool {
+        try credentials?.remove(registry: host) ?? false
+    }
+
+    /// Runs one transfer in a span, counted by its outcome.
+    private func transfer<T: Sendable>(_ name: String, push: Bool, reference: String, registry host: String,
+                                       _ body: () async throws -> T) async throws -> T {
+        let span = tracer.startSpan(name, context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        span.attributes["image.reference"] = reference
+        span.attributes["server.address"] = host
+        defer { span.end() }
+        do {
+            let result = try await body()
+            telemetry?.recordRegistryTransfer(push: push, succeeded: true)
+            return result
+        } catch {
+            telemetry?.recordRegistryTransfer(push: push, succeeded: false)
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
+            span.attributes["error.type"] = (error as? UniError)?.code.description ?? "internal"
+            throw error
+        }
     }
 
     /// Runs blocking file work off the caller's executor.

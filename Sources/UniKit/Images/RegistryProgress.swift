@@ -34,3 +34,21 @@ public enum RegistryProgress: Sendable, Hashable {
     /// The manifest is pushed or stored: the operation is done.
     case manifest(digest: String)
 }
+
+extension ImageTransferEvent {
+    /// The wire form of a progress step (`POST /v1/images/pull|push`).
+    public init(progress: RegistryProgress) {
+        switch progress {
+        case .started(let digest, let mediaType, let size):
+            self.init(type: "started", digest: digest, mediaType: mediaType, total: size)
+        case .advanced(let digest, let bytes, let total):
+            self.init(type: "advanced", digest: digest, bytes: bytes, total: total)
+        case .skipped(let digest, let reason):
+            self.init(type: "skipped", digest: digest, reason: reason.description)
+        case .finished(let digest):
+            self.init(type: "finished", digest: digest)
+        case .manifest(let digest):
+            self.init(type: "manifest", digest: digest)
+        }
+    }
+}

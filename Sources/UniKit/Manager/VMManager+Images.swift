@@ -3,9 +3,18 @@ import Logging
 
 extension VMManager {
     /// The stored image `reference` names, for a new VM.
+    /// One that names a registry and is not stored yet is pulled first
+    /// (plain HTTP only from a loopback registry: `uni pull --insecure` for others).
     func resolveImage(_ reference: ImageReference) async throws -> ImageService.Resolution {
         let images = images
-        return try await ImageService.offThread { try images.resolve(reference) }
+        do {
+            return try await ImageService.offThread { try images.resolve(reference) }
+        } catch let error as UniError where error.code == .notFound && reference.registry != nil {
+            logger.info("pulling image for a new vm", metadata: ["image": "\(reference)"])
+            let pulled = try await images.pull(reference)
+            logger.info("image pulled", metadata: ["image": "\(pulled.reference)", "digest": "\(pulled.digest)", "bytes": .stringConvertible(pulled.size)])
+            return try await ImageService.offThread { try images.resolve(reference) }
+        }
     }
 
     /// The manifests VM records use: their blobs outlive their tags.

@@ -100,7 +100,9 @@ public actor VMManager: Service {
         self.table = VMTable(removedRecordsKept: configuration.removedRecordsKept)
         self.sampler = VMStatsSampler(capacity: configuration.statsHistory)
         self.events = EventLog(path: configuration.dataDirectory.eventsPath)
-        self.images = backends.images ?? ImageService(directory: configuration.dataDirectory.imagesDirectory)
+        self.images = backends.images ?? ImageService(directory: configuration.dataDirectory.imagesDirectory,
+                                                      credentialsPath: configuration.dataDirectory.registryAuthPath,
+                                                      telemetry: backends.telemetry, tracer: backends.tracer)
         (jobs, jobContinuation) = AsyncStream.makeStream()
     }
 

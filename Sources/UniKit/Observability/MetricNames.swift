@@ -9,10 +9,12 @@ public enum MetricNames {
     public static let vmsStopped = "uni_vms_stopped"
     /// Counter by `kind`: lifecycle operations that succeeded.
     public static let lifecycle = "uni_vm_lifecycle_total"
-    /// Counter: image pushes (the images issue adds them).
+    /// Counter: image pushes, by `result`.
     public static let registryPush = "uni_registry_push_total"
-    /// Counter: image pulls (the images issue adds them).
+    /// Counter: image pulls, by `result`.
     public static let registryPull = "uni_registry_pull_total"
+    /// Label of the registry counters: `success` or `failure`.
+    public static let resultLabel = "result"
     /// Gauge 1 with a `version` label.
     public static let buildInfo = "uni_build_info"
     /// Counter by VM: CPU seconds (user + system) of its QEMU processes.
@@ -59,7 +61,7 @@ public enum MetricNames {
     public static let nameLabel = "name"
 
     /// The `kind` values of ``lifecycle``.
-    public static let lifecycleKinds = ["create", "start", "stop", "kill", "remove"]
+    public static let lifecycleKinds = ["create", "start", "stop", "kill", "remove", "update"]
 
     /// HELP text of every metric, by name.
     public static let help: [String: String] = [

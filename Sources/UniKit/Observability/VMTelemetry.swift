@@ -16,6 +16,7 @@ public final class VMTelemetry: Sendable {
     private let vmsRunning: Gauge
     private let vmsStopped: Gauge
     private let lifecycle: [LifecycleOperation: Counter]
+    private let registryTransfers: [String: Counter]
     private let startDuration: CoreMetrics.Timer
     private let consoleDropped: Counter
     private let storeFailures: Counter
@@ -66,8 +67,15 @@ public final class VMTelemetry: Sendable {
             counters[kind] = counter
         }
         lifecycle = counters
-        Counter(label: MetricNames.registryPush, factory: factory).increment(by: 0)
-        Counter(label: MetricNames.registryPull, factory: factory).increment(by: 0)
+        var transfers: [String: Counter] = [:]
+        for name in [MetricNames.registryPush, MetricNames.registryPull] {
+            for result in ["success", "failure"] {
+                let counter = Counter(label: name, dimensions: [(MetricNames.resultLabel, result)], factory: factory)
+                counter.increment(by: 0)
+                transfers[name + "/" + result] = counter
+            }
+        }
+        registryTransfers = transfers
         Gauge(label: MetricNames.buildInfo, dimensions: [("version", version)], factory: factory).record(1)
         startDuration = CoreMetrics.Timer(label: MetricNames.vmStartDuration, factory: factory)
         consoleDropped = Counter(label: MetricNames.consoleDroppedBytes, factory: factory)
@@ -75,6 +83,11 @@ public final class VMTelemetry: Sendable {
         consoleDropped.increment(by: 0)
         storeFailures.increment(by: 0)
         perVM = Mutex([:])
+    }
+
+    /// Counts one push (or pull, with `push` false), by its outcome.
+    public func recordRegistryTransfer(push: Bool, succeeded: Bool) {
+        registryTransfers[(push ? MetricNames.registryPush : MetricNames.registryPull) + "/" + (succeeded ? "success" : "failure")]?.increment()
     }
 
     /// Counts one successful lifecycle operation.

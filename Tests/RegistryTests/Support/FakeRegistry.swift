@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import RegistryTestSupport
 import UniKit
 
 /// An in-process registry for what the real one cannot be made to do:

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import RegistryTestSupport
 import UniKit
 
 /// Bytes that do not compress or repeat: each call differs.

@@ -8,17 +8,17 @@ import Glibc
 #endif
 
 /// Whether the real-registry tools are installed (scripts/setup.sh installs them).
-enum RegistryTools {
-    static let registryBinary = "/usr/bin/docker-registry"
-    static var available: Bool {
+public enum RegistryTools {
+    public static let registryBinary = "/usr/bin/docker-registry"
+    public static var available: Bool {
         FileManager.default.isExecutableFile(atPath: registryBinary) && FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo")
             && FileManager.default.isExecutableFile(atPath: "/usr/bin/htpasswd")
     }
-    static let missing = "docker-registry, skopeo or htpasswd is not installed: scripts/setup.sh installs them (docker-registry skopeo apache2-utils)"
+    public static let missing = "docker-registry, skopeo or htpasswd is not installed: scripts/setup.sh installs them (docker-registry skopeo apache2-utils)"
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, closed).
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw UniError(.internalError, "socket: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
@@ -36,7 +36,7 @@ func freePort() throws -> Int {
 /// Runs a tool to its end.
 /// - Returns: its exit status, standard output and standard error.
 @discardableResult
-func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: Data, error: String) {
+public func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: Data, error: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -57,16 +57,16 @@ func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, ou
 /// The real CNCF Distribution registry (`docker-registry serve CONFIG`) on
 /// an ephemeral 127.0.0.1 port, storing in a temp dir; optionally behind
 /// htpasswd basic auth. ``stop()`` kills it and removes the folder.
-final class RegistryProcess: @unchecked Sendable {  // Process: stopped once, by the test that started it
-    let port: Int
-    let directory: TemporaryDirectory
-    let credentials: RegistryCredentials?
+public final class RegistryProcess: @unchecked Sendable {  // Process: stopped once, by the test that started it
+    public let port: Int
+    public let directory: TemporaryDirectory
+    public let credentials: RegistryCredentials?
     private let process: Process
-    var registry: String { "127.0.0.1:\(port)" }
-    var storagePath: String { directory.path + "/data" }
+    public var registry: String { "127.0.0.1:\(port)" }
+    public var storagePath: String { directory.path + "/data" }
 
     /// Starts a registry and waits (up to 15 s) until `/v2/` answers.
-    static func start(credentials: RegistryCredentials? = nil) async throws -> RegistryProcess {
+    public static func start(credentials: RegistryCredentials? = nil) async throws -> RegistryProcess {
         var lastError: (any Error)?
         for _ in 0..<3 {  // another process may take the free port between the probe and the bind
             do {
@@ -136,7 +136,7 @@ final class RegistryProcess: @unchecked Sendable {  // Process: stopped once, by
     }
 
     /// Kills the registry, waits for it, and removes its folder.
-    func stop() {
+    public func stop() {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
@@ -145,7 +145,7 @@ final class RegistryProcess: @unchecked Sendable {  // Process: stopped once, by
     }
 
     /// Runs `body` with a started registry and stops it afterwards, whatever happens.
-    static func with<T>(credentials: RegistryCredentials? = nil, _ body: (RegistryProcess) async throws -> T) async throws -> T {
+    public static func with<T>(credentials: RegistryCredentials? = nil, _ body: (RegistryProcess) async throws -> T) async throws -> T {
         let registry = try await start(credentials: credentials)
         do {
             let result = try await body(registry)
@@ -159,7 +159,7 @@ final class RegistryProcess: @unchecked Sendable {  // Process: stopped once, by
 }
 
 /// `skopeo ARGS`, its output; throws with stderr when it fails.
-func skopeo(_ arguments: [String]) throws -> Data {
+public func skopeo(_ arguments: [String]) throws -> Data {
     let result = try runTool("/usr/bin/skopeo", arguments)
     guard result.status == 0 else { throw UniError(.internalError, "skopeo \(arguments.joined(separator: " ")) failed: \(result.error)") }
     return result.output
