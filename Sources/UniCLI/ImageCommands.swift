@@ -120,9 +120,7 @@ struct Pull: UniSubcommand {
         guard parsed.registry != nil else {
             throw UniError.invalid("cannot pull '\(parsed)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(parsed))")
         }
-        let printer = TransferPrinter(terminal: isatty(STDOUT_FILENO) == 1)
-        let image = try global.client.pull(ImagePullRequest(reference: reference, insecure: insecure)) { printer.show($0) }
-        printer.finish()
+        let image = try TransferPrinter.showing { try global.client.pull(ImagePullRequest(reference: reference, insecure: insecure), onEvent: $0) }
         print("Pulled \(image.reference) \(image.digest)")
     }
 }
@@ -139,9 +137,7 @@ struct Push: UniSubcommand {
     func run() throws {
         _ = try ImageReference.parse(source)
         if let destination { _ = try ImageReference.parse(destination) }
-        let printer = TransferPrinter(terminal: isatty(STDOUT_FILENO) == 1)
-        let pushed = try global.client.push(ImagePushRequest(source: source, destination: destination, insecure: insecure)) { printer.show($0) }
-        printer.finish()
+        let pushed = try TransferPrinter.showing { try global.client.push(ImagePushRequest(source: source, destination: destination, insecure: insecure), onEvent: $0) }
         print("Pushed \(pushed.reference) \(pushed.digest)")
     }
 }
@@ -191,6 +187,12 @@ final class TransferPrinter {
 
     init(terminal: Bool) { self.terminal = terminal }
 
+    /// Runs a transfer, showing its steps on standard output as they come.
+    static func showing<T>(_ transfer: (_ onEvent: (ImageTransferEvent) -> Void) throws -> T) throws -> T {
+        let printer = TransferPrinter(terminal: isatty(STDOUT_FILENO) == 1)
+        return try transfer { printer.show($0) }
+    }
+
     func show(_ event: ImageTransferEvent) {
         guard let digest = event.digest else { return }
         let short = String(digest.dropFirst("sha256:".count).prefix(12))
@@ -215,8 +217,6 @@ final class TransferPrinter {
         if terminal { redraw() } else { StandardStreams.writeOutput(Array((text + "\n").utf8)) }
     }
 
-    /// Nothing is buffered: each step is written as it comes.
-    func finish() {}
 
     /// `[=========>          ]`, 20 wide.
     static func bar(_ done: UInt64, of total: UInt64) -> String {

@@ -157,22 +157,16 @@ public struct UniClient: Sendable {
         let reader = try stream("POST", target, body: body).body
         defer { reader.close() }
         let decoder = JSONCoding.makeDecoder()
-        var pending: [UInt8] = []
-        while let chunk = try reader.next() {
-            pending += chunk
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(pending[..<newline])
-                pending.removeFirst(newline + 1)
-                guard let event = try? decoder.decode(ImageTransferEvent.self, from: Data(line)) else { continue }
-                switch event.type {
-                case "done":
-                    guard let image = event.image else { throw UniError(.internalError, "unid's transfer ended without the image") }
-                    return image
-                case "error":
-                    throw UniError(UniError.Code(name: event.code ?? "") ?? .internalError, event.error ?? "the transfer failed")
-                default:
-                    onEvent(event)
-                }
+        while let line = try reader.nextLine() {
+            guard let event = try? decoder.decode(ImageTransferEvent.self, from: Data(line)) else { continue }
+            switch event.type {
+            case "done":
+                guard let image = event.image else { throw UniError(.internalError, "unid's transfer ended without the image") }
+                return image
+            case "error":
+                throw UniError(UniError.Code(name: event.code ?? "") ?? .internalError, event.error ?? "the transfer failed")
+            default:
+                onEvent(event)
             }
         }
         throw UniError(.unavailable, "unid closed the transfer before it ended")
@@ -333,6 +327,28 @@ public final class ConsoleReader: Sendable {
             return try connection.withLock { try $0.readBodyChunk() }
         } catch where closed.load(ordering: .acquiring) {
             return nil
+        }
+    }
+
+    /// Bytes read past the last line ``nextLine()`` returned.
+    private let pendingLine = Mutex<[UInt8]>([])
+
+    /// The next line of an NDJSON stream, without its `\n`, or `nil` at
+    /// the end (a last line without `\n` is returned too).
+    /// - Throws: ``UniError`` (`unavailable`) when the connection breaks mid-stream.
+    public func nextLine() throws -> [UInt8]? {
+        while true {
+            let line = pendingLine.withLock { pending -> [UInt8]? in
+                guard let newline = pending.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+                defer { pending.removeFirst(newline + 1) }
+                return Array(pending[..<newline])
+            }
+            if let line { return line }
+            guard let chunk = try next() else {
+                let rest = pendingLine.withLock { pending in defer { pending = [] }; return pending }
+                return rest.isEmpty ? nil : rest
+            }
+            pendingLine.withLock { $0 += chunk }
         }
     }
 

@@ -231,17 +231,11 @@ struct Events: UniSubcommand {
         for text in filter { try selection.add(text) }
         let reader = try global.client.events(selection, follow: until == nil)
         let decoder = JSONCoding.makeDecoder()
-        var pending: [UInt8] = []
-        while let chunk = try reader.next() {
-            pending += chunk
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(pending[..<newline])
-                pending.removeFirst(newline + 1)
-                if output == .json {
-                    StandardStreams.writeOutput(line + [UInt8(ascii: "\n")])
-                } else if let event = try? decoder.decode(VMEvent.self, from: Data(line)) {
-                    StandardStreams.writeOutput(Array((CLIRendering.eventLine(event) + "\n").utf8))
-                }
+        while let line = try reader.nextLine() {
+            if output == .json {
+                StandardStreams.writeOutput(line + [UInt8(ascii: "\n")])
+            } else if let event = try? decoder.decode(VMEvent.self, from: Data(line)) {
+                StandardStreams.writeOutput(Array((CLIRendering.eventLine(event) + "\n").utf8))
             }
         }
     }

@@ -27,4 +27,13 @@ public struct TemporaryDirectory: Sendable {
         defer { directory.remove() }
         return try await body(directory)
     }
+
+    /// Writes a file that the manager takes for a kernel image (an ELF
+    /// header; the scripted hypervisor never boots it) and returns its path.
+    @discardableResult
+    public func makeFakeKernel(named name: String = "kernel.elf") -> String {
+        let image = path + "/" + name
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        return image
+    }
 }

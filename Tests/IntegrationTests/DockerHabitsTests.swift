@@ -69,9 +69,8 @@ extension Integration {
         func silentDaemon() async throws {
             let dir = try TemporaryDirectory(prefix: "uni-it")
             defer { dir.remove() }
-            let (path, listener) = try QMPListener.silent(at: dir.path + "/unid.sock")
-            defer { close(listener) }
-            _ = path
+            let listener = try SilentSocket(path: dir.path + "/unid.sock")
+            defer { withExtendedLifetime(listener) {} }
             let clock = ContinuousClock()
             let started = clock.now
             let result = try Host.runProduct("uni", ["--data-dir", dir.path, "ps"], environment: ["UNI_API_TIMEOUT": "0.3"])
@@ -79,23 +78,5 @@ extension Integration {
             #expect(result.stderr == "error: unid at \(dir.path)/unid.sock did not answer within 0.3 seconds (set UNI_API_TIMEOUT=SECONDS to wait longer)\n")
             #expect(clock.now - started < .seconds(20), "it did not wait for ever")
         }
-    }
-}
-
-/// A Unix socket that takes connections into its backlog and never answers.
-enum QMPListener {
-    static func silent(at path: String) throws -> (path: String, descriptor: Int32) {
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard bound == 0, listen(listener, 4) == 0 else {
-            close(listener)
-            throw UniError(.internalError, "cannot listen on \(path)")
-        }
-        return (path, listener)
     }
 }

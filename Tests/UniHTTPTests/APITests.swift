@@ -30,8 +30,7 @@ struct APIHarness {
                             backends: VMManagerBackends(store: FileVMStore(dataDirectory: dataDirectory), hypervisor: hypervisor,
                                                         statsSource: statsSource),
                             logger: Logger(label: "test"))
-        image = directory.path + "/kernel.elf"
-        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        image = directory.makeFakeKernel()
     }
 
     func run(_ body: @escaping @Sendable (APIHarness) async throws -> Void) async throws {

@@ -158,30 +158,12 @@ struct NetworkCounterTests {
 
 @Suite("QMP for stats")
 struct QMPStatsTests {
-    /// A Unix socket in `directory` that accepts into its backlog and never
-    /// answers, as QEMU leaves a second client.
-    static func silentListener(in directory: TemporaryDirectory) throws -> (path: String, descriptor: Int32) {
-        let path = directory.path + "/qmp.sock"
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard bound == 0, listen(listener, 4) == 0 else {
-            close(listener)
-            throw UniError(.internalError, "cannot listen on \(path)")
-        }
-        return (path, listener)
-    }
-
     @Test("a QMP socket that never answers (another client holds QEMU) fails within the timeout")
     func timeout() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let (path, listener) = try QMPStatsTests.silentListener(in: directory)
-        defer { close(listener) }
+        let listener = try SilentSocket(path: directory.path + "/qmp.sock")
+        let path = listener.path
         // Without the timeout this test would never end.
         let error = await #expect(throws: UniError.self) {
             try await QMPClient(socketPath: path).execute("query-blockstats", timeout: .milliseconds(200))
@@ -193,9 +175,8 @@ struct QMPStatsTests {
     func channelQueue() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let (path, listener) = try QMPStatsTests.silentListener(in: directory)
-        defer { close(listener) }
-        let channel = QMPChannel(client: QMPClient(socketPath: path))
+        let listener = try SilentSocket(path: directory.path + "/qmp.sock")
+        let channel = QMPChannel(client: QMPClient(socketPath: listener.path))
         let first = Task { try await channel.execute("query-status", timeout: .seconds(1)) }
         var waited = 0
         while await !channel.isBusy, waited < 10_000 {

@@ -30,8 +30,7 @@ struct RestartPolicyTests {
             configuration.restartBackoff = RestartBackoff(initial: .milliseconds(500), maximum: .seconds(2), stableRun: .seconds(10))
             manager = VMManager(configuration: configuration,
                                 backends: VMManagerBackends(store: store, hypervisor: hypervisor, healthProber: prober), logger: Logger(label: "test"))
-            image = directory.path + "/kernel.elf"
-            _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+            image = directory.makeFakeKernel()
         }
 
         func run(_ body: @Sendable (VMManager) async throws -> Void) async throws {

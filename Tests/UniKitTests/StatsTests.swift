@@ -73,8 +73,7 @@ struct VMManagerStatsTests {
     func onDemand() async throws {
         let source = FixedStatsSource(VMStatsReading(source: .proc, cpuSeconds: 2, memoryRSSBytes: 32 << 20))
         let directory = try TemporaryDirectory()
-        let image = directory.path + "/kernel.elf"
-        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let image = directory.makeFakeKernel()
         let clock = ShortSleepCountingClock()
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), statsSecondSampleDelay: .milliseconds(10), clock: clock),

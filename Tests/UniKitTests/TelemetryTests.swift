@@ -94,8 +94,7 @@ struct TelemetryTests {
         let metrics = TestMetrics()
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let image = dir.path + "/k.elf"
-        _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let image = dir.makeFakeKernel(named: "k.elf")
         let manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: dir.path)), store: InMemoryVMStore(),
                                 hypervisor: ScriptedHypervisor(), logger: Logger(label: "test"), telemetry: VMTelemetry(factory: metrics), tracer: tracer)
         try await manager.load()

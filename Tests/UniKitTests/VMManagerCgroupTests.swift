@@ -26,8 +26,7 @@ struct VMManagerCgroupTests {
             manager = VMManager(configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path)),
                                 backends: VMManagerBackends(store: store, hypervisor: hypervisor, cgroups: cgroups),
                                 logger: Logger(label: "test") { _ in handler })
-            image = directory.path + "/kernel.elf"
-            _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+            image = directory.makeFakeKernel()
         }
 
         func run(_ body: @Sendable (VMManager) async throws -> Void) async throws {

@@ -23,8 +23,7 @@ struct VMManagerTests {
                 configuration: VMManagerConfiguration(dataDirectory: DataDirectory(root: directory.path), stopTimeout: stopTimeout),
                 store: store, hypervisor: hypervisor, logger: Logger(label: "test")
             )
-            image = directory.path + "/kernel.elf"
-            _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+            image = directory.makeFakeKernel()
             diskImage = directory.path + "/disk.img"
             var sector = [UInt8](repeating: 0, count: 512)
             sector[510] = 0x55
