@@ -26,6 +26,7 @@ def free_port():
 
 
 def start_registry(folder):
+    os.makedirs(folder, exist_ok=True)
     port = free_port()
     config = os.path.join(folder, "config.yml")
     with open(config, "w") as f:
