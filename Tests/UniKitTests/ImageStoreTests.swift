@@ -202,3 +202,37 @@ struct ImageStoreTests {
         #expect((#expect(throws: UniError.self) { try service.remove(try ImageReference.parse("app:2"), keepingManifests: []) })?.code == .notFound)
     }
 }
+
+@Suite("The image store on a full disk")
+struct ImageStoreFullDiskTests {
+    /// A 1 MiB tmpfs, when this process may mount one (root); `nil` otherwise.
+    static func smallFilesystem() -> TemporaryDirectory? {
+        guard let directory = try? TemporaryDirectory(prefix: "uni-full") else { return nil }
+        guard mount("tmpfs", directory.path, "tmpfs", 0, "size=1m") == 0 else {
+            directory.remove()
+            return nil
+        }
+        return directory
+    }
+
+    @Test("an import that fills the disk fails naming the store and the cause, and leaves no blob, no tag and no partial file",
+          .enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
+    func fullDisk() async throws {
+        let source = try TemporaryDirectory()
+        defer { source.remove() }
+        let kernel = source.path + "/big.elf"
+        FileManager.default.createFile(atPath: kernel, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 9, count: 3 << 20)))
+        let disk = try #require(Self.smallFilesystem(), "tmpfs could not be mounted")
+        defer {
+            umount(disk.path)
+            disk.remove()
+        }
+        let service = ImageService(directory: disk.path + "/images")
+        let error = await #expect(throws: UniError.self) { try await service.importImage(ImageImportRequest(reference: "big:1", kernel: kernel)) }
+        #expect(error?.code == .storeFailed)
+        #expect(error?.message == "cannot write to the image store '\(disk.path)/images': No space left on device", "\(String(describing: error))")
+        #expect(try service.list().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path + "/images/blobs/sha256").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path + "/images/tmp").isEmpty)
+    }
+}
