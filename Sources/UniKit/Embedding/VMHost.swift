@@ -43,14 +43,14 @@ public struct VMHost: Sendable {
     /// except the data dir and its lock file.
     /// - Parameters:
     ///   - dataDirectory: where records, consoles, images and sockets live;
-    ///     short enough for its Unix sockets (``DataDirectory/validateSocketPaths()``).
+    ///     short enough for its Unix sockets (`DataDirectory.validateSocketPaths()`).
     ///   - options: accelerator, QEMU binary, store kind, stop timeout, cgroup root.
     ///   - telemetry: where metrics go (`nil`: none).
     ///   - tracer: where lifecycle spans go (default: none).
     ///   - logger: the manager's logger (default: swift-log's, whose
     ///     standard handler prints `info` and above to stderr).
     /// - Returns: the host, whose manager is not loaded yet.
-    /// - Throws: ``UniError``: a data dir too deep for its sockets or that
+    /// - Throws: `UniError`: a data dir too deep for its sockets or that
     ///   cannot be written, another process holding its lock (`conflict`),
     ///   KVM asked for and unusable or QEMU missing (`unavailable`), a
     ///   corrupt, newer or unwritable `vms.db`, a failed move of records
