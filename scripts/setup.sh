@@ -42,6 +42,10 @@ fi
 
 echo "setup: building (swift build --build-tests)"
 swift build --build-tests
+# Examples/embed depends on Uni by path, so its first build compiles UniKit's
+# dependencies again (a few minutes); built here, its test only runs it.
+echo "setup: building Examples/embed (into .build/embed)"
+swift build --package-path Examples/embed --scratch-path .build/embed
 Tests/Guests/build.sh .build/guests
 # The Linux guest downloads its packages once; without them only the tests
 # that boot it fail (each with this message), so the rest still runs.

@@ -30,6 +30,12 @@ public struct DaemonConfiguration: Sendable {
     /// `--cgroup-root`: where the cgroup filesystem is mounted (docs/architecture.md, "Cgroups").
     public var cgroupRoot: String
 
+    /// The backend choices, as ``VMHost`` takes them.
+    public var hostOptions: VMHostOptions {
+        VMHostOptions(accelerator: accelerator, kvmDevice: kvmDevice, qemuBinary: qemuBinary, vmStore: vmStore,
+                      stopTimeout: stopTimeout, cgroupRoot: cgroupRoot)
+    }
+
     /// Creates a configuration with the documented defaults.
     public init(
         dataDirectory: DataDirectory = DataDirectory(root: DataDirectory.defaultRoot()),
@@ -96,22 +102,13 @@ public struct Daemon: Sendable {
         let metricsBind = try ListenAddress.checked(configuration.metricsAddress, flag: "--metrics-addr")
         let uiBind = try ListenAddress.checked(configuration.uiAddress, flag: "--ui-addr")
         let dataDirectory = configuration.dataDirectory
-        try dataDirectory.prepare()
-        let lock = try DaemonLock(dataDirectory: dataDirectory)
-        let accelerator = try configuration.accelerator.resolve(kvmDevice: configuration.kvmDevice)
-        let binary = try QEMUHypervisor.locateBinary(configuration.qemuBinary)
-        // After the checks that change nothing: a bad flag never migrates records.
-        let store = try await configuration.vmStore.open(dataDirectory: dataDirectory, logger: logger)
-        let hypervisor = QEMUHypervisor(binaryPath: binary, accelerator: accelerator)
-        let cgroups = CgroupControllers.detect(root: configuration.cgroupRoot)
         let factory = PrometheusHelpFactory()
         let telemetry = VMTelemetry(factory: factory)
-        let manager = VMManager(
-            configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: configuration.stopTimeout),
-            backends: VMManagerBackends(store: store, hypervisor: hypervisor,
-                                        telemetry: telemetry, tracer: tracer, cgroups: cgroups),
-            logger: logger
-        )
+        // The one way to build a manager with the real backends, shared with embedders.
+        let host = try await VMHost.make(dataDirectory: dataDirectory, options: configuration.hostOptions,
+                                         telemetry: telemetry, tracer: tracer, logger: logger)
+        let manager = host.manager
+        let (lock, accelerator, binary, cgroups) = (host.lock, host.accelerator, host.qemuBinary, host.cgroups)
         try await manager.load()
         let poller = VMStatsPoller(manager: manager, telemetry: telemetry, interval: configuration.statsInterval)
         var services: [any Service] = [manager, poller]

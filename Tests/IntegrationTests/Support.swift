@@ -56,6 +56,8 @@ enum Host {
     }
 
     static func kernel() throws -> String { try guests.get().kernel }
+    /// The test kernel with a multiboot header and no PVH note (`Tests/Guests/build.sh`).
+    static func multibootKernel() throws -> String { (try kernel() as NSString).deletingLastPathComponent + "/uni-test-kernel-multiboot.elf" }
     static func disk() throws -> String { try guests.get().disk }
     /// The boot sector that reads its disk in a loop (`Tests/Guests/bootsector/diskloop.S`).
     static func diskLoop() throws -> String { (try disk() as NSString).deletingLastPathComponent + "/diskloop.img" }

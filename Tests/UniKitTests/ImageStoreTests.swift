@@ -54,6 +54,9 @@ struct ImageReferenceTests {
         for path in ["/k.elf", "./k.elf", "../k", ".", ".."] { #expect(ImageReference.looksLikePath(path)) }
         #expect(!ImageReference.looksLikePath("k.elf"))
         #expect(try VMConfig.validate(image: "app") == "app:latest")
+        // docs/vm-record.md: a bare file name is a reference of the local store, never a file of unid's folder.
+        #expect(try VMConfig.validate(image: "kernel.elf") == "kernel.elf:latest")
+        #expect((#expect(throws: UniError.self) { try VMConfig.validate(image: "../k.elf") })?.message == "invalid image '../k.elf': give an absolute path")
         #expect(try VMConfig.validate(image: "/a/../k.elf") == "/k.elf")
         let error = #expect(throws: UniError.self) { try VMConfig.validate(image: "Kernel.ELF") }
         #expect(error?.message.hasPrefix("invalid image 'Kernel.ELF': not an absolute path, nor an image reference (the repository 'Kernel.ELF' must be lowercase") == true)

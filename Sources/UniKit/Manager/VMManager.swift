@@ -30,6 +30,9 @@ public actor VMManager: Service {
     public nonisolated let images: ImageService
     let backends: VMManagerBackends
     let logger: Logger
+    /// The data dir's lock when ``VMHost/make(dataDirectory:options:telemetry:tracer:logger:)``
+    /// built this manager: held as long as the manager lives.
+    let dataDirectoryLock: DaemonLock?
 
     var table: VMTable
     var gates = OperationGates()
@@ -93,7 +96,15 @@ public actor VMManager: Service {
     var telemetry: VMTelemetry? { backends.telemetry }
 
     /// Creates a manager; call ``load()`` before using it.
+    ///
+    /// To run VMs on this host with QEMU, ``VMHost/make(dataDirectory:options:telemetry:tracer:logger:)``
+    /// builds the backends and the manager in one call.
     public init(configuration: VMManagerConfiguration, backends: VMManagerBackends, logger: Logger) {
+        self.init(configuration: configuration, backends: backends, logger: logger, lock: nil)
+    }
+
+    init(configuration: VMManagerConfiguration, backends: VMManagerBackends, logger: Logger, lock: DaemonLock?) {
+        self.dataDirectoryLock = lock
         self.configuration = configuration
         self.backends = backends
         self.logger = logger

@@ -1,8 +1,21 @@
 /* Entry point of the Uni test kernel. QEMU's x86 -kernel loader prefers a
- * multiboot header over the PVH note, so the kernel carries only the PVH
- * note: microvm and pc both boot it in 32-bit protected mode, paging off,
- * with %ebx pointing at struct hvm_start_info. */
+ * multiboot header over the PVH note, so the kernel carries one of the two:
+ * the PVH note by default (uni-test-kernel.elf), the multiboot header when
+ * built with -DUNI_MULTIBOOT (uni-test-kernel-multiboot.elf). microvm and pc
+ * boot both in 32-bit protected mode, paging off: under PVH with %ebx
+ * pointing at struct hvm_start_info, under multiboot with the magic in %eax
+ * and %ebx pointing at struct multiboot_info (docs/guests.md, "Boot"). */
 
+#ifdef UNI_MULTIBOOT
+    /* Multiboot (version 1) header, in the first 8 KiB of the file
+     * (link.ld puts .multiboot first): magic, flags (bit 0: page-aligned
+     * modules, bit 1: memory map), checksum. QEMU loads the ELF's segments. */
+    .section .multiboot, "a"
+    .align 4
+    .long 0x1BADB002
+    .long 0x00000003
+    .long -(0x1BADB002 + 0x00000003)
+#else
     /* XEN_ELFNOTE_PHYS32_ENTRY (18): QEMU's PVH loader jumps here. */
     .section .note.Xen, "a"
     .align 4
@@ -11,6 +24,7 @@
     .long 18         /* type */
     .asciz "Xen"
     .long _start
+#endif
 
     .section .text
     .code32
