@@ -65,6 +65,17 @@ extension Integration {
             #expect(await unid.waitForTermination() == .exited(0))
         }
 
+        @Test("the help names the global flags and shows the defaults the docs list")
+        func help() throws {
+            let root = try Host.runProduct("uni", ["--help"])
+            #expect(root.status == 0)
+            #expect(root.stdout.contains("--data-dir DIR") && root.stdout.contains("--trace-addr HOST:PORT"), "\(root.stdout)")
+            let run = try Host.runProduct("uni", ["run", "--help"])
+            let flat = run.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.contains("else 256M") && flat.contains("else 1)"), "\(run.stdout)")
+            #expect(flat.contains("-d, --detach"))
+        }
+
         @Test("a daemon that accepts and never answers is an error naming the socket, after UNI_API_TIMEOUT")
         func silentDaemon() async throws {
             let dir = try TemporaryDirectory(prefix: "uni-it")
