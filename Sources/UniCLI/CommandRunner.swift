@@ -78,7 +78,13 @@ public enum CommandRunner {
                 return ("unknown command '\(first.escapingControlCharacters)': the commands are \(commands.joined(separator: ", ")) (uni --help tells more)", nil, 2)
             }
             // One line: the message names the bad value; --help has the rest.
-            let message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            var message = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            // ArgumentParser names the word but not what the command takes.
+            if message.hasPrefix("Unexpected argument"), let first = arguments.first, commands.contains(first) {
+                let path = arguments.prefix(2).count == 2 && (type.configuration.subcommands.first { $0._commandName == first }?
+                    .configuration.subcommands.contains { $0._commandName == arguments[1] } ?? false) ? "\(first) \(arguments[1])" : first
+                message += ": `\(type._commandName) \(path) --help` shows what it takes"
+            }
             return (message, nil, code == .validationFailure ? 2 : code.rawValue)
         }
     }

@@ -27,6 +27,7 @@ extension Integration {
                 (["frobnicate"], "unknown command 'frobnicate': the commands are run, ps, inspect"),
             (["run", "/bin/true", "--name", "-bad"], "invalid name '-bad': use 1-63 letters"),
             (["logs", "web", "--tail", "abc"], "invalid --tail 'abc'"),
+            (["ps", "extra"], "Unexpected argument 'extra': `uni ps --help` shows what it takes"),
                 (["run", "/bin/true", "--cpu-shares", "0"], "invalid --cpu-shares '0': use a whole number from 1 to 10000"),
                 (["run", "/bin/true", "--cpu-shares", "10001"], "invalid --cpu-shares '10001'"),
                 (["run", "/bin/true", "--memory-max", "1Q"], "invalid --memory-max '1Q'"),
