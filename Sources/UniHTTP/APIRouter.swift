@@ -83,7 +83,20 @@ public enum APIRouter {
         }
 
         v1.post("vms/:ref/update") { request, context in
-            let update: ResourceUpdate = try await decodeBody(request, as: "update")
+            let body = try await collectBody(request)
+            // A misspelt field next to a valid one must not be dropped silently.
+            if let fields = try? JSONDecoder().decode([String: JSONValue].self, from: Data(buffer: body)) {
+                let allowed: Set = ["cpu_shares", "memory_max_bytes", "disk_iops", "disk_bps"]
+                if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+                    throw UniError.invalid("invalid update body: unknown field '\(unknown)' (allowed: cpu_shares, memory_max_bytes, disk_iops, disk_bps)")
+                }
+            }
+            let update: ResourceUpdate
+            do {
+                update = try JSONCoding.makeDecoder().decode(ResourceUpdate.self, from: Data(buffer: body))
+            } catch {
+                throw UniError.invalid("invalid update body: \(JSONCoding.describe(error))")
+            }
             return try json(await manager.update(try reference(context), update))
         }
 

@@ -228,6 +228,7 @@ struct APITests {
                 (#"{"memory_max_bytes":1048576}"#, "invalid memory max '1M': it must be at least the VM's memory (64M); QEMU needs some more of its own"),
                 (#"{"disk_iops":5}"#, "invalid disk throttle for '\(harness.image)': it is a kernel image, which has no boot disk; --disk-iops and --disk-bps apply to disk images only"),
                 (#"{"disk_iops":-1}"#, "invalid update body: field 'disk_iops': -1 is out of range (0-1000000000000000)"),
+                (#"{"cpu_shares":5,"memory_max":1}"#, "invalid update body: unknown field 'memory_max' (allowed: cpu_shares, memory_max_bytes, disk_iops, disk_bps)"),
                 (#"{}"#, "nothing to update: give at least one of cpu_shares, memory_max_bytes, disk_iops, disk_bps (uni update: --cpu-shares, --memory-max, --disk-iops, --disk-bps)"),
             ]
             for (json, message) in cases {

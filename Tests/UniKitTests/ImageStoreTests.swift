@@ -122,6 +122,8 @@ struct ImageStoreTests {
         #expect(await message(ImageImportRequest(reference: "a:1", kernel: kernel, disk: disk)) == "give one of --kernel or --disk (both given)")
         #expect(await message(ImageImportRequest(reference: "a:1", initrd: kernel, disk: disk)) == "--initrd applies to a kernel, not to --disk")
         #expect(await message(ImageImportRequest(reference: "a:1", kernel: directory.path + "/nope")) == "image '\(directory.path)/nope' does not exist")
+        // The kernel is stored before the initrd fails: it must not stay behind.
+        #expect(await message(ImageImportRequest(reference: "a:1", kernel: kernel, initrd: directory.path)) == "invalid --initrd: '\(directory.path)' is not a regular file")
         #expect(await message(ImageImportRequest(reference: "A:1", kernel: kernel))?.hasPrefix("invalid image reference 'A:1'") == true)
         #expect(await message(ImageImportRequest(reference: "a:1", kernel: kernel, config: UniImageConfig(cpus: 0))) == "invalid cpus '0': must be a whole number from 1 to 64")
         #expect(await message(ImageImportRequest(reference: "a:1", kernel: kernel, config: UniImageConfig(exposedPorts: ["http"]))) == "invalid exposed port 'http': expected PORT[/tcp|udp], PORT 1-65535")

@@ -77,4 +77,36 @@ struct VMManagerImageTests {
             #expect(error?.message == "image app:1 (\(vm.image?.digest ?? "")) of vm a is no longer in the image store: import or pull it again, or create the vm anew")
         }
     }
+
+    @Test("rmi while a VM is being created from the image: the VM keeps the files (they were pinned at resolve) and starts")
+    func removeDuringCreate() async throws {
+        let harness = try Harness()
+        try await harness.run { manager in
+            _ = try await Self.importKernel(harness, as: "app:1")
+            let held = harness.store.suspendNextSave { $0.state == .created }
+            async let created = VMManagerRaceTests.outcome { try await manager.create(VMConfig(name: "a", image: "app:1")) }
+            await held.waitUntilReached()
+            // Not in the table yet: rmi untags it, and must not take the files.
+            _ = try await manager.removeImage("app:1")
+            held.release()
+            let vm = try await created.get()
+            let kernel = try #require(vm.image?.kernelPath)
+            #expect(FileManager.default.fileExists(atPath: kernel))
+            #expect(try await manager.start("a").state == .running)
+            try await manager.remove("a", force: true)
+            #expect(!FileManager.default.fileExists(atPath: kernel), "collected once the VM is gone")
+        }
+    }
+
+    @Test("blobs no tag and no VM needs (a dead daemon's interrupted pull) are collected at load")
+    func collectedAtLoad() async throws {
+        let harness = try Harness()
+        let stray = harness.directory.path + "/images/blobs/sha256/" + String(repeating: "c", count: 64)
+        try FileManager.default.createDirectory(atPath: harness.directory.path + "/images/blobs/sha256", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: stray, contents: Data("left by a killed pull".utf8))
+        try await harness.run { manager in
+            #expect(!FileManager.default.fileExists(atPath: stray))
+            _ = manager
+        }
+    }
 }

@@ -136,11 +136,15 @@ struct VMManagerQuotaUpdateTests {
     func refused() async throws {
         let harness = try Harness()
         try await harness.run { manager in
-            _ = try await manager.run(harness.config("web"))
+            let vm = try await manager.run(harness.config("web"))
             harness.cgroups.failUpdates(with: UniError(.unavailable, "cannot write memory.max: Device or resource busy"))
             let error = await #expect(throws: UniError.self) { try await manager.update("web", ResourceUpdate(memoryMax: .mebibytes(300))) }
-            #expect(error?.message == "cannot write memory.max: Device or resource busy")
+            #expect(error?.message == "cannot write memory.max: Device or resource busy: the VM uses more memory than that now; give a higher --memory-max")
+            #expect(error?.code == .conflict)
             #expect(try await manager.inspect("web").config.quota.memoryMax == ByteSize(bytes: 512 << 20))
+            // What the controller may have written before failing is put back.
+            #expect(harness.cgroups.calls.suffix(2) == [.update(vm.id, ResourceQuota(cpuShares: 300, memoryMax: .mebibytes(300))),
+                                                        .update(vm.id, ResourceQuota(cpuShares: 300, memoryMax: ByteSize(bytes: 512 << 20)))])
         }
     }
 

@@ -49,6 +49,10 @@ public final class ImageService: Sendable {
         public var kind: ImageKind
         /// The image's defaults.
         public var config: UniImageConfig
+        /// Keeps the image's blobs from garbage collection until the VM
+        /// that boots them is in the manager's table (an `rmi` meanwhile
+        /// then untags the image and leaves the files to the VM).
+        public var pin: ImageStore.Pin
     }
 
     /// Resolves `reference` in the store for a new VM.
@@ -57,12 +61,17 @@ public final class ImageService: Sendable {
         let store = try store()
         let entry = try store.resolve(reference)
         let manifest = try store.manifest(entry.digest)
+        // Pinned before the files are checked: a garbage collection from here on keeps them.
+        let pin = store.pin([entry.digest, manifest.config.digest] + manifest.layers.map(\.digest))
         let config = try store.config(of: manifest)
         let kernel = manifest.layer(UniMediaType.kernel).map { store.blobPath($0.digest) }
         let binding = ImageBinding(reference: entry.reference.description, digest: entry.digest, kernelPath: kernel,
                                    initrdPath: manifest.layer(UniMediaType.initrd).map { store.blobPath($0.digest) },
                                    diskPath: manifest.layer(UniMediaType.disk).map { store.blobPath($0.digest) })
-        return Resolution(binding: binding, kind: kernel == nil ? .disk : .kernel, config: config)
+        for path in [binding.kernelPath, binding.initrdPath, binding.diskPath].compactMap({ $0 }) where access(path, R_OK) != 0 {
+            throw UniError(.notFound, "image \(entry.reference) is no longer whole in the image store (\(path) is missing): import or pull it again")
+        }
+        return Resolution(binding: binding, kind: kernel == nil ? .disk : .kernel, config: config, pin: pin)
     }
 
     /// Imports the files of `request` as a new image (replacing the tag's earlier one).
@@ -80,18 +89,36 @@ public final class ImageService: Sendable {
         let store = try store()
         return try await Self.offThread {
             var layers: [OCIDescriptor] = []
-            for (path, type) in [(request.kernel, UniMediaType.kernel), (request.initrd, UniMediaType.initrd), (request.disk, UniMediaType.disk)] {
-                guard let path else { continue }
-                var layer = try store.importFile(path, mediaType: type)
-                layer.annotations = ["org.opencontainers.image.title": (path as NSString).lastPathComponent]
-                layers.append(layer)
+            // Each blob is pinned as soon as it is stored: an `rmi`'s garbage
+            // collection meanwhile must not take it before the tag exists.
+            var pins: [ImageStore.Pin] = []
+            do {
+                for (flag, path, type) in [("--kernel", request.kernel, UniMediaType.kernel), ("--initrd", request.initrd, UniMediaType.initrd),
+                                           ("--disk", request.disk, UniMediaType.disk)] {
+                    guard let path else { continue }
+                    var layer: OCIDescriptor
+                    do {
+                        layer = try store.importFile(path, mediaType: type)
+                    } catch let error as UniError where error.code == .invalidArgument {
+                        throw UniError.invalid("invalid \(flag): \(error.message)")
+                    }
+                    pins.append(store.pin([layer.digest]))
+                    layer.annotations = ["org.opencontainers.image.title": (path as NSString).lastPathComponent]
+                    layers.append(layer)
+                }
+                let config = try store.put(try JSONCoding.makeEncoder().encode(request.config), mediaType: UniMediaType.config)
+                pins.append(store.pin([config.digest]))
+                let manifest = ImageManifest(config: config, layers: layers, annotations: ["org.opencontainers.image.created": RFC3339.string(from: now)])
+                let entry = try store.tag(manifest, as: reference, created: now)
+                withExtendedLifetime(pins) {}
+                return entry
+            } catch {
+                // What this import stored and no tag needs goes.
+                let written = layers.map(\.digest)
+                pins.removeAll()
+                store.removeUnreferenced(written)
+                throw error
             }
-            // Pinned until tagged: a removal meanwhile must not collect them.
-            let pin = store.pin(layers.map(\.digest))
-            defer { withExtendedLifetime(pin) {} }
-            let config = try store.put(try JSONCoding.makeEncoder().encode(request.config), mediaType: UniMediaType.config)
-            let manifest = ImageManifest(config: config, layers: layers, annotations: ["org.opencontainers.image.created": RFC3339.string(from: now)])
-            return try store.tag(manifest, as: reference, created: now)
         }
     }
 

@@ -64,9 +64,13 @@ extension VMManager {
         var config = try config.validated()
         let kind: ImageKind
         var binding: ImageBinding?
+        // Held until the VM is in the table, where `rmi` sees it.
+        var imagePin: ImageStore.Pin?
+        defer { withExtendedLifetime(imagePin) {} }
         if let reference = config.imageReference {
             let image = try await resolveImage(reference)
             binding = image.binding
+            imagePin = image.pin
             kind = image.kind
             config.applyDefaults(of: image.config)
         } else {

@@ -27,7 +27,15 @@ extension VMManager {
         let placement = live == nil ? nil : cgroupPlacement(of: id)
         let quotaChanged = config.quota != vm.config.quota, diskChanged = config.diskThrottle != vm.config.diskThrottle
         if let placement, quotaChanged {
-            try backends.cgroups.update(placement, quota: config.quota)
+            do {
+                try backends.cgroups.update(placement, quota: config.quota)
+            } catch {
+                // A controller writes file by file: put back what it wrote.
+                try? backends.cgroups.update(placement, quota: vm.config.quota)
+                let message = (error as? UniError)?.message ?? "\(error)"
+                guard message.contains("Device or resource busy") else { throw error }
+                throw UniError(.conflict, message + ": the VM uses more memory than that now; give a higher --memory-max", cause: error)
+            }
         }
         // The record says what the VM runs with: a later step that fails
         // puts the earlier ones back.

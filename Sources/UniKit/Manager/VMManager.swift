@@ -232,6 +232,13 @@ public actor VMManager: Service {
             ])
         }
         telemetry?.update(vms: table.all)
+        // Blobs a dead daemon's interrupted pull or import committed without
+        // a tag (its partial files go when the store opens). Only where an
+        // image store exists: a data dir that never had images gets none.
+        if FileManager.default.fileExists(atPath: images.directory) {
+            let images = images, keep = imagesInUse()
+            try? await ImageService.offThread { images.collectGarbage(keepingManifests: keep) }
+        }
         return snapshot.problems
     }
 
