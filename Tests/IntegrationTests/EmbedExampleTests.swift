@@ -40,25 +40,10 @@ enum EmbedExample {
     /// The scratch path `scripts/setup.sh` builds the example in.
     static let scratchPath = Host.packageRoot + "/.build/embed"
 
-    static let binary: Result<String, any Error> = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift", "build", "--package-path", Host.packageRoot + "/Examples/embed", "--scratch-path", scratchPath]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        do {
-            try process.run()
-        } catch {
-            return .failure(error)
-        }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            return .failure(UniError(.internalError, "swift build of Examples/embed failed (status \(process.terminationStatus)): \(text)"))
-        }
-        return .success(scratchPath + "/debug/embed")
-    }()
+    static let binary: Result<String, any Error> = Host.runBuild(
+        "/usr/bin/env", ["swift", "build", "--package-path", Host.packageRoot + "/Examples/embed", "--scratch-path", scratchPath],
+        what: "swift build of Examples/embed"
+    ).map { scratchPath + "/debug/embed" }
 
     /// Runs the built example under TCG, as every integration test (the
     /// idle test kernel misses the powerdown under this host's nested KVM);

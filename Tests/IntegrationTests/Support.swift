@@ -36,23 +36,29 @@ enum Host {
     /// Runs `Tests/Guests/build.sh` for `target` and returns the output folder.
     static func buildGuests(_ target: String) -> Result<String, any Error> {
         let output = packageRoot + "/.build/guests"
+        return runBuild("/bin/bash", [packageRoot + "/Tests/Guests/build.sh", output, target], what: "building the \(target) test guests").map { output }
+    }
+
+    /// Runs a build step to its end; its output is the failure's message.
+    static func runBuild(_ executable: String, _ arguments: [String], what: String) -> Result<Void, any Error> {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [packageRoot + "/Tests/Guests/build.sh", output, target]
-        let errors = Pipe()
-        process.standardError = errors
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
         do {
             try process.run()
         } catch {
             return .failure(error)
         }
-        // Read before waiting: a chatty failure must not fill the pipe and hang the build.
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // Read before waiting: a chatty step must not fill the pipe and hang.
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            return .failure(UniError(.internalError, "building the \(target) test guests failed: \(text)"))
+            return .failure(UniError(.internalError, "\(what) failed (status \(process.terminationStatus)): \(text)"))
         }
-        return .success(output)
+        return .success(())
     }
 
     static func kernel() throws -> String { try guests.get().kernel }
