@@ -61,7 +61,6 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The OCI registry client (push, pull).
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -111,67 +111,6 @@ public struct UniClient: Sendable {
     /// `POST /v1/vms/{ref}/kill`.
     public func kill(_ reference: String) throws -> VM { try call("POST", try path(reference, "kill"), wait: .longer(.seconds(30))) }
 
-    /// `GET /v1/images`: the stored images, newest first.
-    public func images() throws -> [StoredImage] { try call("GET", "/v1/images") }
-
-    /// `POST /v1/images/import`: files on unid's host become a stored image.
-    public func importImage(_ request: ImageImportRequest) throws -> StoredImage {
-        // Copies and hashes the files: a few GiB take a while.
-        try call("POST", "/v1/images/import", body: try JSONCoding.makeEncoder().encode(request), wait: .longer(.seconds(600)))
-    }
-
-    /// `POST /v1/images/tag`.
-    public func tagImage(_ source: String, as target: String) throws -> StoredImage {
-        try call("POST", "/v1/images/tag", body: try JSONCoding.makeEncoder().encode(ImageTagRequest(source: source, target: target)))
-    }
-
-    /// `DELETE /v1/images?ref=...`: returns the removed entry.
-    public func removeImage(_ reference: String, force: Bool = false) throws -> StoredImage {
-        try call("DELETE", "/v1/images?ref=\(UniClient.percentEncoded(reference))" + (force ? "&force=true" : ""))
-    }
-
-    /// `POST /v1/images/pull`: streams ``ImageTransferEvent``s to `onEvent`
-    /// until the pull ends; returns the stored image.
-    /// - Throws: ``UniError``: the daemon's refusal before the transfer, or the transfer's own error.
-    public func pull(_ request: ImagePullRequest, onEvent: (ImageTransferEvent) -> Void = { _ in }) throws -> StoredImage {
-        try transfer("/v1/images/pull", body: try JSONCoding.makeEncoder().encode(request), onEvent: onEvent)
-    }
-
-    /// `POST /v1/images/push`: as ``pull(_:onEvent:)``; returns the pushed reference and manifest digest.
-    public func push(_ request: ImagePushRequest, onEvent: (ImageTransferEvent) -> Void = { _ in }) throws -> StoredImage {
-        try transfer("/v1/images/push", body: try JSONCoding.makeEncoder().encode(request), onEvent: onEvent)
-    }
-
-    /// `POST /v1/auth`: unid checks the credentials against the registry and saves them.
-    public func login(_ request: RegistryLoginRequest) throws {
-        let _: [String: String] = try call("POST", "/v1/auth", body: try JSONCoding.makeEncoder().encode(request), wait: .longer(.seconds(30)))
-    }
-
-    /// `DELETE /v1/auth?registry=...`.
-    public func logout(registry: String) throws {
-        let _: Empty = try call("DELETE", "/v1/auth?registry=\(Self.percentEncoded(registry))")
-    }
-
-    /// Reads a transfer's NDJSON answer to its `done` or `error` line.
-    private func transfer(_ target: String, body: Data, onEvent: (ImageTransferEvent) -> Void) throws -> StoredImage {
-        let reader = try stream("POST", target, body: body).body
-        defer { reader.close() }
-        let decoder = JSONCoding.makeDecoder()
-        while let line = try reader.nextLine() {
-            guard let event = try? decoder.decode(ImageTransferEvent.self, from: Data(line)) else { continue }
-            switch event.type {
-            case "done":
-                guard let image = event.image else { throw UniError(.internalError, "unid's transfer ended without the image") }
-                return image
-            case "error":
-                throw UniError(UniError.Code(name: event.code ?? "") ?? .internalError, event.error ?? "the transfer failed")
-            default:
-                onEvent(event)
-            }
-        }
-        throw UniError(.unavailable, "unid closed the transfer before it ended")
-    }
-
     /// `POST /v1/vms/{ref}/update`: new limits, live and for the next start.
     public func update(_ reference: String, _ update: ResourceUpdate) throws -> VM {
         try call("POST", try path(reference, "update"), body: try JSONCoding.makeEncoder().encode(update), wait: .longer(.seconds(30)))
@@ -217,7 +156,7 @@ public struct UniClient: Sendable {
         return UniError(.unavailable, "cannot reach unid at \(socketPath)\(reason): start it with `unid`")
     }
 
-    private struct Empty: Decodable {}
+    struct Empty: Decodable {}
 
     /// The largest JSON answer read (a list of 10,000 records is ~10 MiB).
     private static let maximumBodyBytes = 64 << 20
@@ -244,7 +183,7 @@ public struct UniClient: Sendable {
         return result
     }
 
-    private func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil, wait: Wait = .quick) throws -> Result {
+    func call<Result: Decodable>(_ method: String, _ target: String, body: Data? = nil, wait: Wait = .quick) throws -> Result {
         let (head, bytes) = try traced(method, target) { headers in
             let connection = try UnixHTTPConnection(socketPath: socketPath, timeout: timeout(wait))
             try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))
@@ -261,7 +200,7 @@ public struct UniClient: Sendable {
     }
 
     /// Sends a request whose answer streams; returns at the head.
-    private func stream(_ method: String, _ target: String, body: Data?, wait: Wait = .quick) throws -> (head: HTTPResponseHead, body: ConsoleReader) {
+    func stream(_ method: String, _ target: String, body: Data?, wait: Wait = .quick) throws -> (head: HTTPResponseHead, body: ConsoleReader) {
         let (head, connection) = try traced(method, target) { headers in
             let connection = try UnixHTTPConnection(socketPath: socketPath, timeout: timeout(wait))
             try connection.send(method: method, target: target, headers: headers, body: body.map(Array.init))

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Synchronization
 
@@ -88,9 +87,9 @@ extension RegistryClient {
     /// errors here) inside the stall watchdog.
     func send<T: Sendable>(
         _ session: RegistrySession,
-        _ method: HTTPMethod,
+        _ method: RegistryMethod,
         _ url: String,
-        headers: HTTPHeaders = [:],
+        headers: KeyValuePairs<String, String> = [:],
         body: RegistryBodyMaker? = nil,
         handle: @escaping @Sendable (HTTPClientResponse, TransferWatchdog) async throws -> T
     ) async throws -> T {
@@ -99,19 +98,19 @@ extension RegistryClient {
             let sent = authorization
             let outcome: Attempt<T> = try await watched(session.endpoint) { watchdog in
                 var request = HTTPClientRequest(url: url)
-                request.method = method
-                request.headers = headers
+                request.method = .init(rawValue: method.rawValue)
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
                 if let sent { request.headers.replaceOrAdd(name: "Authorization", value: sent) }
                 if let body { request.body = body { _ in watchdog.feed() } }
                 let response = try await self.execute(request, session.endpoint)
                 watchdog.feed()
-                switch response.status {
-                case .unauthorized:
+                switch response.status.code {
+                case 401:
                     let challenges = response.headers["WWW-Authenticate"].flatMap(RegistryAuthChallenge.parse)
                     _ = try? await response.body.collect(upTo: 1 << 16)
                     if attempt == 0, !challenges.isEmpty { return .unauthorized(challenges) }
                     throw self.unauthorizedError(session)
-                case .forbidden:
+                case 403:
                     let summary = RegistryErrorBody.summary(try? await response.body.collect(upTo: 1 << 16))
                     throw self.forbiddenError(session, summary)
                 default:
@@ -177,14 +176,14 @@ extension RegistryClient {
             let response = try await self.execute(request, realmEndpoint)
             watchdog.feed()
             let body = try? await response.body.collect(upTo: 1 << 20)
-            switch response.status {
-            case .ok:
+            switch response.status.code {
+            case 200:
                 guard let body, let answer = try? JSONDecoder().decode(TokenAnswer.self, from: Data(body.readableBytesView)),
                       let token = answer.token ?? answer.access_token, !token.isEmpty else {
                     throw UniError(.unavailable, "the token service of registry \(session.registry) (\(realm.escapingControlCharacters)) answered without a token")
                 }
                 return "Bearer " + token
-            case .unauthorized, .forbidden:
+            case 401, 403:
                 throw self.unauthorizedError(session)
             default:
                 throw UniError(.unavailable, "the token service of registry \(session.registry) (\(realm.escapingControlCharacters)) answered \(response.status.code)\(RegistryErrorBody.summary(body).map { " (\($0))" } ?? "")")
@@ -272,4 +271,10 @@ extension RegistryClient {
         let hint = tls ? " (TLS failed: if it serves plain HTTP on loopback or a dev network, pass --insecure)" : ""
         return UniError(.unavailable, "cannot reach registry \(endpoint.hostAndPort): \(String(reason.prefix(300)).escapingControlCharacters)\(hint)", cause: error)
     }
+}
+
+/// The HTTP methods the registry client sends (kept apart from NIO's HTTP
+/// types: UniKit holds no HTTP server module).
+enum RegistryMethod: String, Sendable {
+    case GET, HEAD, PUT, POST, PATCH, DELETE
 }

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
 import Synchronization
 
 /// Tuning of a ``RegistryClient``: upload sizes and the stall timeout.
@@ -90,7 +89,7 @@ public final class RegistryClient: Sendable {
         let endpoint = try self.endpoint(registry, insecure: insecure)
         let session = RegistrySession(endpoint: endpoint, repository: nil, action: "log in", scopes: [], credentials: credentials)
         try await send(session, .GET, endpoint.baseURL + "/v2/") { response, _ in
-            guard response.status == .ok else { throw await self.unexpected(response, "GET /v2/", session) }
+            guard response.status.code == 200 else { throw await self.unexpected(response, "GET /v2/", session) }
             _ = try? await response.body.collect(upTo: 1 << 16)
         }
     }
@@ -148,7 +147,7 @@ public final class RegistryClient: Sendable {
         let url = endpoint.baseURL + "/v2/\(destination.repository)/manifests/\(reference)"
         try await send(session, .PUT, url, headers: ["Content-Type": mediaType],
                        body: { _ in .bytes(ByteBuffer(bytes: manifestData)) }) { response, _ in
-            guard response.status == .created else { throw await self.unexpected(response, "the manifest PUT of \(reference)", session) }
+            guard response.status.code == 201 else { throw await self.unexpected(response, "the manifest PUT of \(reference)", session) }
             if let answered = response.headers.first(name: "Docker-Content-Digest"), ImageReference.isDigest(answered), answered != digest {
                 throw UniError(.unavailable, "registry \(registry) stored the manifest as \(answered), not \(digest)")
             }
@@ -170,9 +169,9 @@ public final class RegistryClient: Sendable {
         progress(.started(digest: blob.digest, mediaType: blob.mediaType, size: blob.size))
         let base = session.endpoint.baseURL + "/v2/\(session.repository ?? "")/blobs/"
         let present: Bool = try await send(session, .HEAD, base + blob.digest) { response, _ in
-            switch response.status {
-            case .ok: return true
-            case .notFound: return false
+            switch response.status.code {
+            case 200: return true
+            case 404: return false
             default: throw await self.unexpected(response, "HEAD of blob \(blob.digest)", session)
             }
         }
@@ -184,9 +183,9 @@ public final class RegistryClient: Sendable {
         if let mountFrom { uploadURL += "?mount=\(blob.digest)&from=\(mountFrom)" }
         let started: String? = try await send(session, .POST, uploadURL, body: { _ in .bytes(ByteBuffer()) }) { response, _ in
             _ = try? await response.body.collect(upTo: 1 << 16)
-            switch response.status {
-            case .created where mountFrom != nil: return nil
-            case .accepted:
+            switch response.status.code {
+            case 201 where mountFrom != nil: return nil
+            case 202:
                 guard let location = response.headers.first(name: "Location") else {
                     throw UniError(.unavailable, "registry \(session.registry) started an upload of blob \(blob.digest) without a Location")
                 }
@@ -211,7 +210,7 @@ public final class RegistryClient: Sendable {
                                               headers: ["Content-Type": "application/octet-stream", "Content-Range": range],
                                               body: Self.fileBody(path, offset: chunkStart, length: length, meter: moved)) { response, _ in
                         _ = try? await response.body.collect(upTo: 1 << 16)
-                        guard response.status == .accepted || response.status == .noContent else {
+                        guard response.status.code == 202 || response.status.code == 204 else {
                             throw await self.unexpected(response, "the PATCH of bytes \(range) of blob \(blob.digest)", session)
                         }
                         return response.headers.first(name: "Location").map { resolveLocation($0, session.endpoint) } ?? current
@@ -239,7 +238,7 @@ public final class RegistryClient: Sendable {
         let url = location + (location.contains("?") ? "&" : "?") + "digest=" + blob.digest.replacingOccurrences(of: ":", with: "%3A")
         // AsyncHTTPClient sets Content-Length from the body's known length.
         try await send(session, .PUT, url, headers: ["Content-Type": "application/octet-stream"], body: body ?? { _ in .bytes(ByteBuffer()) }) { response, _ in
-            guard response.status == .created else { throw await self.unexpected(response, "the final PUT of blob \(blob.digest)", session) }
+            guard response.status.code == 201 else { throw await self.unexpected(response, "the final PUT of blob \(blob.digest)", session) }
             _ = try? await response.body.collect(upTo: 1 << 16)
         }
     }
@@ -252,153 +251,6 @@ public final class RegistryClient: Sendable {
                 meter.add(count)
             }, length: .known(Int64(length)))
         }
-    }
-
-    // MARK: Pull
-
-    /// Pulls `reference` (which names a registry) into `store`: the
-    /// manifest, then every blob the store lacks, each verified (size and
-    /// digest) as it is written; then tags it as `reference`. The manifest
-    /// is stored with the registry's bytes, so its digest is the registry's.
-    /// - Returns: the new index entry.
-    /// - Throws: ``UniError`` with one line: unreachable, 401/403, manifest
-    ///   unknown (naming the reference), not a Uni image (naming its media
-    ///   types), digest mismatch, truncated blob, disk full. Nothing is
-    ///   tagged then, and the blobs this pull wrote are removed.
-    public func pull(_ reference: ImageReference, into store: ImageStore, insecure: Bool, progress: @escaping @Sendable (RegistryProgress) -> Void) async throws -> StoredImage {
-        do {
-            return try await pullImage(reference, into: store, insecure: insecure, progress: progress)
-        } catch let error as UniError {
-            throw UniError(error.code, "cannot pull \(reference): \(error.message)", cause: error)
-        }
-    }
-
-    private static let manifestAccept = [
-        UniMediaType.manifest, "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
-    ].joined(separator: ", ")
-
-    private func pullImage(_ reference: ImageReference, into store: ImageStore, insecure: Bool, progress: @escaping @Sendable (RegistryProgress) -> Void) async throws -> StoredImage {
-        guard let registry = reference.registry else {
-            throw UniError.invalid("'\(reference)' names no registry: use REGISTRY/REPOSITORY[:TAG], e.g. localhost:5000/\(reference.repository)")
-        }
-        let endpoint = try self.endpoint(registry, insecure: insecure)
-        let session = RegistrySession(endpoint: endpoint, repository: reference.repository, action: "pull",
-                                      scopes: ["repository:\(reference.repository):pull"], credentials: try credentialStore?.credentials(for: registry))
-        let (manifestData, manifest) = try await fetchManifest(reference, session)
-        let manifestDigest = ImageStore.digest(of: manifestData)
-        let blobs = [manifest.config] + manifest.layers
-        var pin: ImageStore.Pin? = store.pin([manifestDigest] + blobs.map(\.digest))
-        var written: [String] = []
-        do {
-            for blob in blobs {
-                progress(.started(digest: blob.digest, mediaType: blob.mediaType, size: blob.size))
-                if store.hasBlob(blob) {
-                    progress(.skipped(digest: blob.digest, reason: .alreadyPresent))
-                    continue
-                }
-                written.append(blob.digest)
-                try await fetchBlob(blob, of: reference, into: store, session: session, progress: progress)
-                progress(.finished(digest: blob.digest))
-            }
-            try store.config(of: manifest).validate()
-            if !store.hasBlob(OCIDescriptor(mediaType: UniMediaType.manifest, digest: manifestDigest, size: UInt64(manifestData.count))) {
-                written.append(manifestDigest)
-                _ = try store.put(manifestData, mediaType: UniMediaType.manifest)
-            }
-            let entry = try store.tag(manifestDigest: manifestDigest, as: reference.withTag(reference.tag ?? ImageReference.defaultTag))
-            pin = nil
-            store.recordSources(blobs.map(\.digest), repository: reference.name)
-            progress(.manifest(digest: manifestDigest))
-            logger.debug("pulled image", metadata: ["image": "\(reference)", "digest": "\(manifestDigest)"])
-            return entry
-        } catch {
-            pin = nil  // released first: removeUnreferenced keeps pinned blobs
-            store.removeUnreferenced(written)
-            throw error
-        }
-    }
-
-    /// GET the manifest, bounded, checked against the reference's digest and
-    /// the registry's `Docker-Content-Digest`, and checked as a Uni image.
-    private func fetchManifest(_ reference: ImageReference, _ session: RegistrySession) async throws -> (Data, ImageManifest) {
-        let tagOrDigest = reference.digest ?? reference.tag ?? ImageReference.defaultTag
-        let url = session.endpoint.baseURL + "/v2/\(reference.repository)/manifests/\(tagOrDigest)"
-        let limit = configuration.maximumManifestBytes
-        let (data, contentType, announced): (Data, String?, String?) = try await send(session, .GET, url, headers: ["Accept": Self.manifestAccept]) { response, _ in
-            switch response.status {
-            case .ok:
-                let body: ByteBuffer
-                do {
-                    body = try await response.body.collect(upTo: limit)
-                } catch is NIOTooManyBytesError {
-                    throw UniError.invalid("its manifest is larger than \(limit) bytes")
-                }
-                let type = response.headers.first(name: "Content-Type").map { ($0.split(separator: ";").first.map(String.init) ?? "").trimmingCharacters(in: .whitespaces) }
-                return (Data(body.readableBytesView), type, response.headers.first(name: "Docker-Content-Digest"))
-            case .notFound:
-                let summary = RegistryErrorBody.summary(try? await response.body.collect(upTo: 1 << 16))
-                throw UniError(.notFound, "manifest unknown: registry \(session.registry) has no \(reference.repository):\(tagOrDigest)\(summary.map { " (\($0))" } ?? "")")
-            default:
-                throw await self.unexpected(response, "the manifest GET of \(tagOrDigest)", session)
-            }
-        }
-        let digest = ImageStore.digest(of: data)
-        if let expected = reference.digest, expected != digest {
-            throw UniError.invalid("manifest digest mismatch: asked for \(expected), the registry sent \(digest)")
-        }
-        if let announced, ImageReference.isDigest(announced), announced != digest {
-            throw UniError.invalid("manifest digest mismatch: the registry says \(announced), its bytes hash to \(digest)")
-        }
-        let manifest: ImageManifest
-        do {
-            manifest = try JSONDecoder().decode(ImageManifest.self, from: data)
-        } catch {
-            throw UniError.invalid("not a Uni image: its manifest is \(contentType ?? "of no media type") and cannot be read as an OCI image manifest")
-        }
-        let mediaType = manifest.mediaType ?? contentType ?? "unknown"
-        guard mediaType == UniMediaType.manifest, manifest.config.mediaType == UniMediaType.config else {
-            throw UniError.invalid("not a Uni image: its manifest is \(mediaType) with config \(manifest.config.mediaType) and layers \(manifest.layers.map(\.mediaType).joined(separator: ", ")); a Uni image is an OCI manifest with config \(UniMediaType.config)")
-        }
-        try manifest.validateAsUniImage()
-        return (data, manifest)
-    }
-
-    /// GET one blob into the store, verified as it is written.
-    private func fetchBlob(_ blob: OCIDescriptor, of reference: ImageReference, into store: ImageStore, session: RegistrySession, progress: @escaping @Sendable (RegistryProgress) -> Void) async throws {
-        let url = session.endpoint.baseURL + "/v2/\(reference.repository)/blobs/\(blob.digest)"
-        let writer = try store.writer(expecting: blob)
-        defer { writer.cancel() }
-        let meter = ProgressMeter(digest: blob.digest, total: blob.size, progress: progress)
-        try await send(session, .GET, url) { response, watchdog in
-            guard response.status == .ok else {
-                if response.status == .notFound {
-                    let summary = RegistryErrorBody.summary(try? await response.body.collect(upTo: 1 << 16))
-                    throw UniError(.notFound, "blob \(blob.digest) (\(blob.mediaType)) is not in the registry\(summary.map { " (\($0))" } ?? "")")
-                }
-                throw await self.unexpected(response, "the GET of blob \(blob.digest)", session)
-            }
-            if let length = response.headers.first(name: "Content-Length").flatMap(UInt64.init), length > blob.size {
-                throw UniError.invalid("blob \(blob.digest) is \(length) bytes at the registry, but the manifest says \(blob.size): nothing was stored")
-            }
-            do {
-                for try await buffer in response.body {
-                    watchdog.feed()
-                    try buffer.withUnsafeReadableBytes { try writer.write($0) }
-                    meter.add(buffer.readableBytes)
-                }
-            } catch let error as UniError {
-                throw error
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                throw UniError.invalid("blob \(blob.digest) is truncated: the connection ended after \(writer.size) of \(blob.size) bytes (\(error)); nothing was stored")
-            }
-        }
-        guard writer.size == blob.size else {
-            throw UniError.invalid("blob \(blob.digest) is truncated: the registry sent \(writer.size) of \(blob.size) bytes; nothing was stored")
-        }
-        _ = try writer.commit()
-        meter.finish()
     }
 
     // MARK: Support
