@@ -60,4 +60,26 @@ extension VMManager {
             throw error
         }
     }
+
+    // MARK: Gates
+
+    /// Runs `body` holding the gate of the VM `reference` names. The VM is
+    /// looked up again inside the gate: one removed while this call waited
+    /// is `notFound`, never brought back.
+    func withGate<Result: Sendable>(_ reference: String, _ body: (VMID, VM) async throws -> Result) async throws -> Result {
+        let id = try table.resolve(reference)
+        return try await withGate(id) {
+            guard let vm = table[id] else { throw UniError(.notFound, "no such vm: \(reference)") }
+            return try await body(id, vm)
+        }
+    }
+
+    /// Runs `body` holding the gate of `id`, after the operations queued before it.
+    func withGate<Result: Sendable>(_ id: VMID, _ body: () async throws -> Result) async throws -> Result {
+        if !gates.tryEnter(id) {
+            await withCheckedContinuation { gates.enqueue(id, $0) }
+        }
+        defer { gates.leave(id)?.resume() }
+        return try await body()
+    }
 }
