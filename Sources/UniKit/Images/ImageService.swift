@@ -151,11 +151,7 @@ public final class ImageService: Sendable {
     /// Whether plain HTTP may be used: asked for, or a loopback registry
     /// (`localhost`, `127.x.x.x`, `::1`), as docker allows.
     public static func allowsPlainHTTP(_ registry: String, insecure: Bool) -> Bool {
-        if insecure { return true }
-        var host = registry
-        if host.hasPrefix("["), let end = host.firstIndex(of: "]") { host = String(host[host.index(after: host.startIndex)..<end]) }
-        else if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
-        return host == "localhost" || host.hasPrefix("127.") || host == "::1"
+        insecure || RegistryEndpoint.isLoopback(registry)
     }
 
     /// Pulls `reference` (which names a registry) into the store.
