@@ -116,10 +116,7 @@ struct Pull: UniSubcommand {
     @Flag(help: "Allow plain HTTP (loopback registries always may).") var insecure = false
     @Argument(help: "REGISTRY/REPO[:TAG].") var reference: String
     func run() throws {
-        let parsed = try ImageReference.parse(reference)
-        guard parsed.registry != nil else {
-            throw UniError.invalid("cannot pull '\(parsed)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(parsed))")
-        }
+        _ = try ImageReference.parsePullable(reference)
         let image = try TransferPrinter.showing { try global.client.pull(ImagePullRequest(reference: reference, insecure: insecure), onEvent: $0) }
         print("Pulled \(image.reference) \(image.digest)")
     }

@@ -125,10 +125,7 @@ public enum APIRouter {
 
         v1.post("images/pull") { request, _ in
             let body: ImagePullRequest = try await decodeBody(request, as: "image pull")
-            let reference = try ImageReference.parse(body.reference)
-            guard reference.registry != nil else {
-                throw UniError.invalid("cannot pull '\(reference)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(reference))")
-            }
+            let reference = try ImageReference.parsePullable(body.reference)
             return transferResponse { progress in
                 try await manager.images.pull(reference, insecure: body.insecure, progress: progress)
             }
@@ -137,11 +134,7 @@ public enum APIRouter {
         v1.post("images/push") { request, _ in
             let body: ImagePushRequest = try await decodeBody(request, as: "image push")
             // The checks that need no registry answer before the stream starts.
-            let source = try manager.images.store().resolve(try ImageReference.parse(body.source))
-            let destination = try body.destination.map(ImageReference.parse) ?? source.reference
-            guard destination.registry != nil else {
-                throw UniError.invalid("cannot push '\(destination)': it names no registry: give a destination REGISTRY/REPO:TAG (uni push \(body.source) localhost:5000/\(destination.repository):\(destination.tag ?? ImageReference.defaultTag))")
-            }
+            let (source, _) = try manager.images.pushPlan(body.source, to: body.destination)
             return transferResponse { progress in
                 let pushed = try await manager.images.push(body.source, to: body.destination, insecure: body.insecure, progress: progress)
                 return StoredImage(reference: pushed.destination, digest: pushed.digest, created: source.created, size: source.size)

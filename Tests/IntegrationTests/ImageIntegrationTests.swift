@@ -32,6 +32,9 @@ extension Integration {
             let listed = try JSONCoding.makeDecoder().decode([StoredImage].self, from: Data(try uni(["images", "--output", "json"]).stdout.utf8))
             #expect(listed.map(\.digest) == [digest])
 
+            let nowhere = try uni(["push", "test:1"])
+            #expect(nowhere.status == 2)
+            #expect(nowhere.stderr == "error: cannot push 'test:1': it names no registry: give a destination REGISTRY/REPO:TAG (uni push test:1 localhost:5000/test:1)\n")
             let run = try uni(["run", "--name", "a", "test:1"])
             try #require(run.status == 0, "\(run.stderr)")
             #expect(await Host.eventually { (try? uni(["logs", "a"]).stdout.contains("uni-guest: cmdline=lines=2")) == true })

@@ -95,6 +95,32 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible, Codab
         return ImageReference(registry: registry, repository: repository, tag: tag ?? (digest == nil ? defaultTag : nil), digest: digest)
     }
 
+    /// Parses a reference to pull: it must name a registry.
+    /// - Throws: ``UniError`` (`invalidArgument`) for a malformed reference or one without a registry.
+    public static func parsePullable(_ text: String) throws -> ImageReference {
+        let reference = try parse(text)
+        _ = try reference.pullRegistry()
+        return reference
+    }
+
+    /// The registry to pull `self` from.
+    /// - Throws: ``UniError`` (`invalidArgument`) when it names none.
+    public func pullRegistry() throws -> String {
+        guard let registry else {
+            throw UniError.invalid("cannot pull '\(self)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(self))")
+        }
+        return registry
+    }
+
+    /// Checks `self` as where the stored image `source` is pushed: a registry, a tag, no digest.
+    /// - Throws: ``UniError`` (`invalidArgument`) saying what to give instead.
+    public func checkPushDestination(source: String) throws {
+        guard registry != nil else {
+            throw UniError.invalid("cannot push '\(self)': it names no registry: give a destination REGISTRY/REPO:TAG (uni push \(source) localhost:5000/\(repository):\(tag ?? ImageReference.defaultTag))")
+        }
+        guard digest == nil else { throw UniError.invalid("cannot push to '\(self)': a destination names a tag, not a digest") }
+    }
+
     /// `sha256:` and 64 lowercase hex digits.
     public static func isDigest(_ text: String) -> Bool {
         guard text.hasPrefix("sha256:") else { return false }

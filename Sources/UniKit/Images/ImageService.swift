@@ -157,9 +157,7 @@ public final class ImageService: Sendable {
     /// Pulls `reference` (which names a registry) into the store.
     /// - Throws: ``UniError`` as ``RegistryClient/pull(_:into:insecure:progress:)`` does.
     public func pull(_ reference: ImageReference, insecure: Bool = false, progress: @escaping @Sendable (RegistryProgress) -> Void = { _ in }) async throws -> StoredImage {
-        guard let host = reference.registry else {
-            throw UniError.invalid("cannot pull '\(reference)': it names no registry (give REGISTRY/REPO:TAG, e.g. localhost:5000/\(reference))")
-        }
+        let host = try reference.pullRegistry()
         let store = try store()
         return try await transfer("image.pull", push: false, reference: reference.description, registry: host) {
             try await registry.pull(reference, into: store, insecure: ImageService.allowsPlainHTTP(host, insecure: insecure), progress: progress)
@@ -171,16 +169,22 @@ public final class ImageService: Sendable {
     public func push(_ source: String, to destination: String?, insecure: Bool = false,
                      progress: @escaping @Sendable (RegistryProgress) -> Void = { _ in }) async throws -> (destination: ImageReference, digest: String) {
         let store = try store()
-        let entry = try store.resolve(try ImageReference.parse(source))
-        let target = try destination.map(ImageReference.parse) ?? entry.reference
-        guard let host = target.registry else {
-            throw UniError.invalid("cannot push '\(target)': it names no registry: give a destination REGISTRY/REPO:TAG (uni push \(source) localhost:5000/\(target.repository):\(target.tag ?? ImageReference.defaultTag))")
-        }
-        guard target.digest == nil else { throw UniError.invalid("cannot push to '\(target)': a destination names a tag, not a digest") }
+        let (entry, target) = try pushPlan(source, to: destination)
+        let host = target.registry ?? ""
         let digest = try await transfer("image.push", push: true, reference: target.description, registry: host) {
             try await registry.push(entry, from: store, to: target, insecure: ImageService.allowsPlainHTTP(host, insecure: insecure), progress: progress)
         }
         return (target, digest)
+    }
+
+    /// The stored image `source` and where it goes (`destination`, else
+    /// its own name), checked before anything is sent.
+    /// - Throws: ``UniError``: `notFound` for an unknown source, `invalidArgument` for a destination without a registry.
+    public func pushPlan(_ source: String, to destination: String?) throws -> (source: StoredImage, destination: ImageReference) {
+        let entry = try store().resolve(try ImageReference.parse(source))
+        let target = try destination.map(ImageReference.parse) ?? entry.reference
+        try target.checkPushDestination(source: source)
+        return (entry, target)
     }
 
     /// Checks `credentials` against `registry`, then saves them (mode 0600).
