@@ -1,6 +1,7 @@
 import Benchmark
 import Foundation
 import Logging
+import Synchronization
 import UniHTTP
 import UniKit
 import UniKitTesting
@@ -103,7 +104,7 @@ let benchmarks: @Sendable () -> Void = {
 /// A manager over fakes with `vms` running VMs, each sampled twice.
 enum StatsFixture {
     static func manager(vms count: Int) async throws -> VMManager {
-        let directory = try TemporaryDirectory(prefix: "uni-bench")
+        let directory = try benchmarkDirectory()
         let image = directory.path + "/kernel.elf"
         _ = FileManager.default.createFile(atPath: image, contents: Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
         var logger = Logger(label: "bench")
@@ -151,6 +152,15 @@ enum StatsFixture {
         let records = try fixture.vms.map { try encoder.encode($0) }
         return {
             let decoder = JSONCoding.makeDecoder()
+            return VMStoreSnapshot(vms: try records.map { try decoder.decode(VM.self, from: $0) })
+        }
+    }
+    load("RecordDecoder alone on the same records, one thread (no store)") {
+        let fixture = try await StoreFixture.files()
+        let encoder = JSONCoding.makeEncoder(pretty: true)
+        let records = try fixture.vms.map { try encoder.encode($0) }
+        return {
+            let decoder = RecordDecoder()
             return VMStoreSnapshot(vms: try records.map { try decoder.decode(VM.self, from: $0) })
         }
     }
@@ -209,7 +219,7 @@ enum StatsFixture {
             fsync(fd)
         }
     } setup: {
-        try TemporaryDirectory(prefix: "uni-bench").path + "/fsync"
+        try benchmarkDirectory().path + "/fsync"
     }
 }
 
@@ -219,8 +229,25 @@ struct WriteTarget: Sendable {
     let vm: VM
 }
 
-/// A data dir holding VM records for the store benchmarks (left in /tmp:
-/// each benchmark runs in its own process).
+/// The folders the fixtures of this process made, removed when it exits
+/// (each benchmark runs in a process of its own, with no teardown that
+/// sees its setup's value).
+let benchmarkDirectories = Mutex<[TemporaryDirectory]>([])
+
+/// A new temporary folder for a fixture, removed at exit.
+func benchmarkDirectory() throws -> TemporaryDirectory {
+    let directory = try TemporaryDirectory(prefix: "uni-bench")
+    let first = benchmarkDirectories.withLock { directories in
+        directories.append(directory)
+        return directories.count == 1
+    }
+    if first {
+        atexit { benchmarkDirectories.withLock { directories in directories.forEach { $0.remove() } } }
+    }
+    return directory
+}
+
+/// A data dir holding VM records for the store benchmarks.
 struct StoreFixture: Sendable {
     static let count = 10_000
     let dataDirectory: DataDirectory
@@ -228,7 +255,7 @@ struct StoreFixture: Sendable {
 
     /// `count` VMs as state.json files (written without fsync: the setup need not wait for the disk).
     static func files(count: Int = StoreFixture.count) async throws -> StoreFixture {
-        let directory = try TemporaryDirectory(prefix: "uni-bench")
+        let directory = try benchmarkDirectory()
         let dataDirectory = DataDirectory(root: directory.path)
         try dataDirectory.prepare()
         let created = Date()

@@ -97,23 +97,32 @@ extension KeyedDecodingContainer {
     /// (`70000 is out of range (1-65535)`, `1.5 is not a whole number`)
     /// where Foundation's message would not name the field's range.
     /// - Parameter allowed: the values the field takes, for the message.
-    func decodeWholeNumberIfPresent<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: String) throws -> T? {
-        guard contains(key), try !decodeNil(forKey: key) else { return nil }
-        return try decodeWholeNumber(type, forKey: key, allowed: allowed)
+    func decodeWholeNumberIfPresent<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: @autoclosure () -> String) throws -> T? {
+        // One lookup on the way that succeeds: records decode this for many fields.
+        do {
+            return try decodeIfPresent(T.self, forKey: key)
+        } catch let original {
+            throw wholeNumberError(original, forKey: key, allowed: allowed())
+        }
     }
 
     /// Decodes a required whole number; see ``decodeWholeNumberIfPresent(_:forKey:allowed:)``.
-    func decodeWholeNumber<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: String) throws -> T {
+    func decodeWholeNumber<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key, allowed: @autoclosure () -> String) throws -> T {
         do {
             return try decode(T.self, forKey: key)
         } catch let original {
-            // Not a number at all: Foundation's type mismatch says so.
-            guard let number = try? decode(Double.self, forKey: key) else { throw original }
-            let whole = number == number.rounded()
-            let shown = whole && abs(number) < 1e15 ? String(Int64(number)) : "\(number)"
-            throw DecodingError.dataCorruptedError(forKey: key, in: self,
-                                                   debugDescription: whole ? "\(shown) is out of range (\(allowed))" : "\(shown) is not a whole number")
+            throw wholeNumberError(original, forKey: key, allowed: allowed())
         }
+    }
+
+    /// The error for a member that did not decode as a whole number:
+    /// `original` (Foundation's type mismatch) unless it is a number at all.
+    private func wholeNumberError(_ original: any Error, forKey key: Key, allowed: String) -> any Error {
+        guard let number = try? decode(Double.self, forKey: key) else { return original }
+        let whole = number == number.rounded()
+        let shown = whole && abs(number) < 1e15 ? String(Int64(number)) : "\(number)"
+        return DecodingError.dataCorruptedError(forKey: key, in: self,
+                                                debugDescription: whole ? "\(shown) is out of range (\(allowed))" : "\(shown) is not a whole number")
     }
 }
 

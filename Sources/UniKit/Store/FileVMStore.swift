@@ -43,7 +43,7 @@ public struct FileVMStore: VMStore {
             throw UniError(.storeFailed, "cannot list '\(folder)': \(error.localizedDescription)", cause: error)
         }
         var snapshot = VMStoreSnapshot(vms: [])
-        let decoder = JSONCoding.makeDecoder()
+        let decoder = RecordDecoder()
         for entry in entries.sorted() {
             // Only `<id>/state.json` is read: temporary files of an
             // interrupted write (`state.json.tmp.*`), the SQLite store's

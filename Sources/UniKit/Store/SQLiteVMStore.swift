@@ -91,20 +91,22 @@ public struct SQLiteVMStore: VMStore {
     /// Every row's `record`, decoded; a record that cannot be decoded (or
     /// holds another id than its row) is reported and left in its row.
     ///
-    /// Decoding the JSON is most of the cost (~20 us a record with
-    /// Foundation's decoder, against ~1 us to read a row), so the rows are
-    /// decoded in one slice per core (docs/performance.md, "VM stores").
+    /// Decoding the JSON is most of the cost (~10 us a record with
+    /// ``RecordDecoder``, against ~1 us to read a row), so the rows are
+    /// decoded in slices on every core: four per core, so that a core
+    /// taken away for a moment does not hold the rest back
+    /// (docs/performance.md, "VM stores").
     public func loadAll() async throws -> VMStoreSnapshot {
         let rows = try await records()
         // Dispatch's workers, not a task group: the decoding is CPU work
         // for every core, whatever else the cooperative pool is running.
         let path = path
-        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows.count / 256))
+        let slices = max(1, min(4 * ProcessInfo.processInfo.activeProcessorCount, rows.count / 256))
         let size = (rows.count + slices - 1) / slices
         let parts = Mutex([VMStoreSnapshot](repeating: VMStoreSnapshot(vms: []), count: slices))
         DispatchQueue.concurrentPerform(iterations: slices) { slice in
             var part = VMStoreSnapshot(vms: [])
-            let decoder = JSONCoding.makeDecoder()
+            let decoder = RecordDecoder()
             for (id, record) in rows[min(rows.count, slice * size)..<min(rows.count, (slice + 1) * size)] {
                 part.add(record: record, storedID: id, path: path, rowID: id, decoder: decoder)
             }

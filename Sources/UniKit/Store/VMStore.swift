@@ -63,7 +63,7 @@ extension VMStoreSnapshot {
     ///     a record holding another id is skipped.
     ///   - path: the file it was read from (`state.json`, `vms.db`).
     ///   - rowID: the row it was read from, for a database; `nil` for a file.
-    mutating func add(record data: Data, storedID: String, path: String, rowID: String? = nil, decoder: JSONDecoder) {
+    mutating func add(record data: Data, storedID: String, path: String, rowID: String? = nil, decoder: RecordDecoder) {
         func skip(_ reason: String) {
             problems.append(UnreadableRecord(id: try? VMID(storedID), path: path, rowID: rowID, reason: reason))
         }
