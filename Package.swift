@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         // SHA-256 of image blobs (OCI digests).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Tests only: the workflows, alert rules and OpenAPI document are YAML.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // The model, errors and JSON coding: what the CLI shares with the
@@ -172,6 +174,7 @@ let package = Package(
             dependencies: [
                 "UniKit", "UniKitTesting", "UniHTTP", "UniCLI", "RegistryTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strictSettings
