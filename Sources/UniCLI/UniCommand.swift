@@ -72,6 +72,8 @@ struct Run: UniSubcommand {
     @Option(parsing: .unconditional, help: "One health probe's limit (default 3s).") var healthTimeout: String?
     @Option(parsing: .unconditional, help: "Failed probes in a row that make the VM unhealthy (default 3).") var healthRetries: String?
     @Option(parsing: .unconditional, help: "After a start, failed probes do not count for this long (default 0s).") var healthStartPeriod: String?
+    @Option(parsing: .unconditional, help: "Guest network: user (default: reaches the host's loopback at 10.0.2.2 and beyond) or isolated (answers on -p ports only).")
+    var network = "user"
     @OptionGroup var limits: ResourceOptions
 
     func run() throws {
@@ -81,7 +83,7 @@ struct Run: UniSubcommand {
             name: name, image: RunOptions.resolveImage(image), memory: memory, cpus: cpus, ports: ports,
             environment: RunOptions.environment(flags: env, files: envFile), kernelCommandLine: cmdline, autoRemove: rm,
             restartPolicy: RestartPolicy.parse(restart), healthCheck: healthCheckSettings(),
-            quota: limits.quota(), diskThrottle: limits.diskThrottle()
+            quota: limits.quota(), diskThrottle: limits.diskThrottle(), network: NetworkMode.parse(network)
         ).validated()
         let client = global.client
         guard attach else {

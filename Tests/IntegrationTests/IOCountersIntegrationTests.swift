@@ -21,10 +21,10 @@ struct LaunchedVM {
     let instance: QEMUInstance
 
     static func launch(image: String, kind: ImageKind, ports: [PortMapping] = [], cmdline: String? = nil,
-                       countsNetworkTraffic: Bool = true) async throws -> LaunchedVM {
+                       countsNetworkTraffic: Bool = true, network: NetworkMode = .user) async throws -> LaunchedVM {
         let directory = try TemporaryDirectory(prefix: "uni-io")
         do {
-            let config = VMConfig(image: image, memory: .mebibytes(kind == .disk ? 256 : 32), ports: ports, kernelCommandLine: cmdline)
+            let config = VMConfig(image: image, memory: .mebibytes(kind == .disk ? 256 : 32), ports: ports, kernelCommandLine: cmdline, network: network)
             let vm = VM(id: try VMID("0123456789ab"), name: "io", config: config, imageKind: kind, createdAt: Date())
             let console = ConsoleLog(path: directory.path + "/console.log")
             let hypervisor = QEMUHypervisor(binaryPath: try QEMUHypervisor.locateBinary(), accelerator: .tcg,
@@ -93,6 +93,13 @@ extension Integration {
                 #expect(after.diskWrittenBytes != nil && after.diskWriteOperations != nil)
                 #expect(vm.instance.process.termination == nil)
                 #expect(try await vm.instance.qmp.execute("query-status")["status"]?.stringValue == "running")
+
+                // A `user` guest reaches the host's loopback through 10.0.2.2
+                // (docs/security.md); NetworkIsolationIntegrationTests shows
+                // `isolated` does not.
+                let beacon = try await LoopbackBeacon.start()
+                defer { beacon.stop() }
+                #expect(try await IOCountersIntegrationTests.text(port: port, path: "/cgi-bin/fetch?\(beacon.port)") == "fetched: \(beacon.token)\n")
             } catch {
                 await vm.end()
                 throw error

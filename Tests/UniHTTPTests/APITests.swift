@@ -191,6 +191,10 @@ struct APITests {
             let cmdline = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","cmdline":"\#(String(repeating: "a", count: 102_400))"}"#)
             #expect(cmdline.status == 400)
             #expect(cmdline.body.contains("invalid kernel command line: 102400 bytes, at most 2047 allowed"))
+
+            let network = try await harness.raw(.POST, "/v1/vms", body: #"{"image":"\#(harness.image)","network":"host"}"#)
+            #expect(network.status == 400)
+            #expect(try JSONDecoder().decode(APIErrorBody.self, from: Data(network.body.utf8)).error == "invalid VM config body: invalid network 'host': use user or isolated")
             #expect(try await harness.client.list(all: true).isEmpty)
         }
     }

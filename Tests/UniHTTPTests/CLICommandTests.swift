@@ -66,13 +66,15 @@ struct CLICommandTests {
             (["--health-check", "tcp:80", "-p", "8080:80", "--health-retries", "0"], "invalid --health-retries '0': use a whole number from 1 to 100"),
             (["--health-check", "tcp:80", "-p", "8080:80", "--health-retries", "x"], "invalid --health-retries 'x': use a whole number from 1 to 100"),
             (["--health-interval", "5s"], "--health-interval applies to --health-check only"),
+            (["--network", "bridge"], "invalid network 'bridge': use user or isolated"),
         ]
         for (flags, message) in cases {
             let result = Self.uni(["run"] + flags + [kernel])
             #expect(result.message == message, "\(flags)")
             #expect(result.exitCode == 2, "\(flags)")
         }
-        let fine = Self.uni(["run", "--restart", "on-failure:5", "--health-check", "http:80/healthz", "-p", "8080:80", "--health-start-period", "30s", kernel])
+        let fine = Self.uni(["run", "--restart", "on-failure:5", "--health-check", "http:80/healthz", "-p", "8080:80", "--health-start-period", "30s",
+                             "--network", "isolated", kernel])
         #expect(fine.message?.hasPrefix("cannot reach unid") == true, "\(String(describing: fine.message))")
     }
 

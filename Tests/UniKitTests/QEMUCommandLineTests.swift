@@ -26,6 +26,17 @@ struct QEMUCommandLineTests {
         ])
     }
 
+    @Test("an isolated network is user networking with restrict=on, its forwards kept; a record without the field decodes as user")
+    func isolatedNetwork() throws {
+        let config = VMConfig(image: "/img/k.elf", ports: [PortMapping(hostPort: 8080, guestPort: 80)], network: .isolated)
+        let args = QEMUCommandLine(vm: vm(.kernel, config: config), directory: "/d", accelerator: .tcg).arguments
+        let netdev = try #require(args.firstIndex(of: "-netdev"))
+        #expect(args[netdev + 1] == "user,id=net0,restrict=on,hostfwd=tcp::8080-:80")
+        let old = try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(#"{"image": "/img/k.elf"}"#.utf8))
+        #expect(old.network == .user)
+        #expect(throws: UniError.self) { try JSONCoding.makeDecoder().decode(VMConfig.self, from: Data(#"{"image": "/k", "network": "host"}"#.utf8)) }
+    }
+
     @Test("network counting dumps each direction into a FIFO of the VM folder, escaped; off, no filter is attached")
     func networkDumps() {
         let config = VMConfig(image: "/img/k.elf")

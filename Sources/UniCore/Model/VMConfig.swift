@@ -36,6 +36,8 @@ public struct VMConfig: Codable, Sendable, Hashable {
     public var quota: ResourceQuota
     /// Limits on the boot disk's I/O (`--disk-iops`, `--disk-bps`); disk images only.
     public var diskThrottle: DiskThrottle
+    /// What the guest's network can reach (`--network`).
+    public var network: NetworkMode
 
     /// The default guest memory, 256 MiB.
     public static let defaultMemory = ByteSize.mebibytes(256)
@@ -69,7 +71,8 @@ public struct VMConfig: Codable, Sendable, Hashable {
         restartPolicy: RestartPolicy = .never,
         healthCheck: HealthCheck? = nil,
         quota: ResourceQuota = ResourceQuota(),
-        diskThrottle: DiskThrottle = .unlimited
+        diskThrottle: DiskThrottle = .unlimited,
+        network: NetworkMode = .user
     ) {
         self.name = name
         self.image = image
@@ -83,6 +86,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
         self.healthCheck = healthCheck
         self.quota = quota
         self.diskThrottle = diskThrottle
+        self.network = network
     }
 
     /// The longest kernel command line accepted, in bytes: x86 Linux's
@@ -207,7 +211,7 @@ public struct VMConfig: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case name, image, memory = "memory_bytes", cpus, ports, environment = "env"
         case kernelCommandLine = "cmdline", autoRemove = "auto_remove", restartPolicy = "restart", healthCheck = "health_check"
-        case quota, diskThrottle = "disk_throttle"
+        case quota, diskThrottle = "disk_throttle", network
     }
 
     public init(from decoder: any Decoder) throws {
@@ -225,5 +229,6 @@ public struct VMConfig: Codable, Sendable, Hashable {
         healthCheck = try c.decodeIfPresent(HealthCheck.self, forKey: .healthCheck)
         quota = try c.decodeIfPresent(ResourceQuota.self, forKey: .quota) ?? ResourceQuota()
         diskThrottle = try c.decodeIfPresent(DiskThrottle.self, forKey: .diskThrottle) ?? .unlimited
+        network = try c.decodeIfPresent(NetworkMode.self, forKey: .network) ?? .user
     }
 }

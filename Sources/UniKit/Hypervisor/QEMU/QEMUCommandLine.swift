@@ -62,6 +62,9 @@ public struct QEMUCommandLine: Sendable {
             "-device", "isa-debug-exit,iobase=0x\(String(QEMUCommandLine.debugExitPort, radix: 16)),iosize=0x04",
         ]
         var netdev = "user,id=net0"
+        // The forwards below still reach an isolated guest (QEMU's manual:
+        // restrict "does not affect any explicitly set forwarding rules").
+        if config.network == .isolated { netdev += ",restrict=on" }
         // No escaping can make a `hostfwd=` rule safe (its own syntax uses
         // `:` and `-`): its address and ports are refused unless they are a
         // dotted IPv4 address and numbers 1-65535 (PortMapping.validate()).
