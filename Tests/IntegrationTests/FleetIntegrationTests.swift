@@ -158,7 +158,8 @@ extension Integration {
             #expect(alerts.first?["name"] == crashing.vm)
             #expect(alerts.first?["severity"] == "critical")
             let inspect = try Host.runProduct("uni", ["--data-dir", crashing.dir, "inspect", crashing.vm])
-            #expect(inspect.stdout.contains(#""stop_reason" : "crashed""#) || inspect.stdout.contains(#""stop_reason":"crashed""#), "\(inspect.stdout)")
+            let record = try JSONCoding.makeDecoder().decode([VM].self, from: Data(inspect.stdout.utf8)).first
+            #expect(record?.stopReason == .crashed, "\(inspect.stdout)")
 
             guard alertmanagerPort != 0 else { return }
             var received = ""
