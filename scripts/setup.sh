@@ -11,12 +11,13 @@ cd "$(dirname "$0")/.."
 # cpio/xz-utils: the Linux test guest's initramfs (its kernel and busybox
 # are downloaded, not installed: Tests/Guests/linux/build.sh);
 # prometheus: promtool and a real scraper for the telemetry tests;
+# prometheus-alertmanager: the fleet test delivers the VM-down alert to it;
 # python3: the OTLP test receiver; chromium: the dashboard test's headless
 # browser; wrk: scripts/bench-ui.sh; libsqlite3-dev: the SQLite VM store
 # (GRDB links the system libsqlite3; a fresh Debian 12 lacks its headers);
 # docker-registry (CNCF Distribution), skopeo and apache2-utils (htpasswd):
 # the registry tests' real registry, independent client and basic-auth file.
-packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus python3 python3-venv chromium wrk libsqlite3-dev docker-registry skopeo apache2-utils)
+packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus prometheus-alertmanager python3 python3-venv chromium wrk libsqlite3-dev docker-registry skopeo apache2-utils)
 
 if [ "${SKIP_APT:-0}" != 1 ]; then
   missing=()

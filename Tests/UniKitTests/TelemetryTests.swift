@@ -68,6 +68,45 @@ struct TelemetryTests {
         #expect(metrics.recorders(label: MetricNames.vmMemoryRSS, dimensions: labels).isEmpty)
     }
 
+    @Test("desired up tells a crash from a requested stop; configured memory and the ceiling are per-VM gauges")
+    func desiredUpAndMemory() throws {
+        let metrics = TestMetrics()
+        let telemetry = VMTelemetry(factory: metrics)
+        func stopped(_ name: String, _ reason: StopReason?, exitCode: Int32? = nil) -> VM {
+            var vm = vm(name, state: reason == nil ? .created : .stopped)
+            vm.stopReason = reason
+            vm.exitCode = exitCode
+            return vm
+        }
+        var running = vm("web", state: .running)
+        running.config.memory = .mebibytes(64)
+        running.config.quota.memoryMax = .mebibytes(128)
+        let vms = [
+            running, stopped("new", nil), stopped("crashed", .crashed, exitCode: 137), stopped("oom", .oomKilled, exitCode: 137),
+            stopped("failed", .exited, exitCode: 3), stopped("done", .exited, exitCode: 0),
+            stopped("stopped", .stopped), stopped("killed", .killed, exitCode: 137), stopped("shutdown", .daemonShutdown),
+        ]
+        telemetry.update(vms: vms)
+        func gauge(_ label: String, _ vm: VM) throws -> Double? {
+            try metrics.expectGauge(label, [("vm_id", vm.id.rawValue), ("name", vm.name)]).lastValue
+        }
+        let desired = try vms.map { try gauge(MetricNames.vmDesiredUp, $0) }
+        #expect(desired == [1, 0, 1, 1, 1, 0, 0, 0, 1])
+        #expect(try gauge(MetricNames.vmMemoryConfigured, running) == Double(64 << 20))
+        #expect(try gauge(MetricNames.vmMemoryConfigured, vms[1]) == Double(VMConfig.defaultMemory.bytes), "the default memory when none was given")
+        #expect(try gauge(MetricNames.vmMemoryMax, running) == Double(128 << 20))
+        #expect(metrics.recorders(label: MetricNames.vmMemoryMax, dimensions: [("vm_id", vms[1].id.rawValue), ("name", "new")]).isEmpty, "no ceiling, no series")
+
+        // `uni update --memory-max 0` removes the ceiling, and its series.
+        running.config.quota.memoryMax = nil
+        telemetry.update(vms: [running])
+        let labels = [("vm_id", running.id.rawValue), ("name", "web")]
+        #expect(metrics.recorders(label: MetricNames.vmMemoryMax, dimensions: labels).isEmpty)
+        telemetry.update(vms: [])
+        #expect(metrics.recorders(label: MetricNames.vmDesiredUp, dimensions: labels).isEmpty)
+        #expect(metrics.recorders(label: MetricNames.vmMemoryConfigured, dimensions: labels).isEmpty)
+    }
+
     @Test("/proc/<pid>/stat parsing: utime + stime and rss after the command name; a zombie is not measured")
     func procParsing() throws {
         func parse(_ line: String) -> ProcStatsSource.StatFields? { Array(line.utf8).withUnsafeBytes { ProcStatsSource.parse(stat: $0) } }

@@ -88,6 +88,20 @@ extension StopReason {
     }
 }
 
+extension VM {
+    /// Whether the VM is meant to be running: it has a process, or its last
+    /// run ended without anyone asking for it (a crash, an OOM kill, a failed
+    /// start, an unhealthy stop, a non-zero exit, a daemon that stopped or
+    /// recovered it). A VM never started, stopped or killed on request, or
+    /// whose guest powered off with status 0 (its work done) is not. Alerts
+    /// compare it with whether it runs (`uni_vm_desired_up`, `uni_vm_up`).
+    public var shouldRun: Bool {
+        if state.hasProcess { return true }
+        guard state == .stopped, let reason = stopReason, !reason.isRequested else { return false }
+        return !(reason == .exited && exitCode == 0)
+    }
+}
+
 /// The durable record of one VM: its configuration and what happened to it.
 ///
 /// Serialised as snake_case JSON in `<data-dir>/vms/<id>/state.json` and

@@ -25,6 +25,13 @@ public enum MetricNames {
     public static let vmRestarts = "uni_vm_restarts_total"
     /// Gauge by VM: 1 while its QEMU runs, 0 otherwise.
     public static let vmUp = "uni_vm_up"
+    /// Gauge by VM: 1 while it should run (``VM/shouldRun``), else 0; a VM
+    /// down that should run is `uni_vm_desired_up > uni_vm_up`.
+    public static let vmDesiredUp = "uni_vm_desired_up"
+    /// Gauge by VM: the guest memory QEMU was given (`--memory`).
+    public static let vmMemoryConfigured = "uni_vm_memory_configured_bytes"
+    /// Gauge by VM: its cgroup's memory ceiling (`--memory-max`); only VMs with one.
+    public static let vmMemoryMax = "uni_vm_memory_max_bytes"
     /// Gauge by VM and `status` (starting, healthy, unhealthy): 1 for the
     /// current health, 0 for the others; only VMs with a health check.
     public static let vmHealth = "uni_vm_health"
@@ -76,6 +83,9 @@ public enum MetricNames {
         vmMemoryRSS: "Resident memory of the VM's QEMU process (VmRSS), in bytes.",
         vmRestarts: "Starts of the VM after its first one.",
         vmUp: "1 while the VM's QEMU process runs, else 0.",
+        vmDesiredUp: "1 while the VM should run: it runs, or its last run ended without a stop or kill request and not with a clean exit (status 0); else 0.",
+        vmMemoryConfigured: "Guest memory the VM was given (--memory), in bytes; its QEMU process needs some more of its own.",
+        vmMemoryMax: "Memory ceiling of the VM's cgroup (--memory-max), guest and QEMU together, in bytes; only VMs with a ceiling.",
         vmHealth: "1 for the VM's current health status (starting, healthy, unhealthy), 0 for the others; VMs with a health check only.",
         vmStartDuration: "Seconds from a start request until QEMU reports the guest running.",
         vmNetworkReceiveBytes: "Bytes the guest received over its network (QEMU filter-dump), summed over its runs.",

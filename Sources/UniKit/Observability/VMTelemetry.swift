@@ -28,7 +28,11 @@ public final class VMTelemetry: Sendable {
         let cpu: FloatingPointCounter
         let restarts: Counter
         let up: Gauge
+        let desiredUp: Gauge
+        let configuredMemory: Gauge
         let memory: Mutex<Gauge?>
+        /// Present only while the VM has a ceiling (`uni update` may add or remove it).
+        let memoryMax: Mutex<Gauge?>
         /// I/O counters, created on their first measured value: a VM
         /// without a network counter has no network series at all.
         let io: Mutex<[String: Counter]>
@@ -45,7 +49,10 @@ public final class VMTelemetry: Sendable {
             cpu = FloatingPointCounter(label: MetricNames.vmCPUSeconds, dimensions: dimensions, factory: factory)
             restarts = Counter(label: MetricNames.vmRestarts, dimensions: dimensions, factory: factory)
             up = Gauge(label: MetricNames.vmUp, dimensions: dimensions, factory: factory)
+            desiredUp = Gauge(label: MetricNames.vmDesiredUp, dimensions: dimensions, factory: factory)
+            configuredMemory = Gauge(label: MetricNames.vmMemoryConfigured, dimensions: dimensions, factory: factory)
             memory = Mutex(nil)
+            memoryMax = Mutex(nil)
             io = Mutex([:])
             countedRestarts = Mutex(0)
             health = Mutex([:])
@@ -129,6 +136,9 @@ public final class VMTelemetry: Sendable {
                     series[vm.id] = entry
                 }
                 entry.up.record(vm.state.hasProcess ? 1 : 0)
+                entry.desiredUp.record(vm.shouldRun ? 1 : 0)
+                entry.configuredMemory.record(Double(vm.config.effectiveMemory.bytes))
+                recordMemoryMax(vm.config.quota.memoryMax, in: entry)
                 let restarts = max(0, vm.startCount - 1)
                 entry.countedRestarts.withLock { counted in
                     if restarts > counted { entry.restarts.increment(by: Int64(restarts - counted)) }
@@ -214,6 +224,18 @@ public final class VMTelemetry: Sendable {
         }
     }
 
+    private func recordMemoryMax(_ ceiling: ByteSize?, in entry: PerVM) {
+        entry.memoryMax.withLock { gauge in
+            guard let ceiling else {
+                gauge?.destroy()
+                gauge = nil
+                return
+            }
+            if gauge == nil { gauge = Gauge(label: MetricNames.vmMemoryMax, dimensions: entry.dimensions, factory: factory) }
+            gauge?.record(Double(ceiling.bytes))
+        }
+    }
+
     /// One-hot `uni_vm_health` for a VM with a health check; none for the others.
     private func recordHealth(_ vm: VM, in entry: PerVM) {
         entry.health.withLock { gauges in
@@ -246,6 +268,9 @@ public final class VMTelemetry: Sendable {
         entry.cpu.destroy()
         entry.restarts.destroy()
         entry.up.destroy()
+        entry.desiredUp.destroy()
+        entry.configuredMemory.destroy()
+        recordMemoryMax(nil, in: entry)
         clearMemory(entry)
     }
 }
