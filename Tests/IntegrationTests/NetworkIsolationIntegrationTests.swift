@@ -11,31 +11,29 @@ struct LoopbackBeacon {
     let port: UInt16
     let token: String
     private let directory: TemporaryDirectory
-    private let process: Process
+    private let process: ChildProcess
 
     static func start() async throws -> LoopbackBeacon {
         let directory = try TemporaryDirectory(prefix: "uni-beacon")
         let token = "beacon-" + VMID.random().rawValue
         try Data(token.utf8).write(to: URL(fileURLWithPath: directory.path + "/index.html"))
         let port = try Host.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory.path, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        // UniKit's child process, not Foundation's: Process.waitUntilExit
+        // spins a run loop that never sees the exit on a pool thread.
+        let process = try ChildProcess(executable: "/usr/bin/python3",
+                                       arguments: ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory.path, String(port)]) { _ in }
         let beacon = LoopbackBeacon(port: port, token: token, directory: directory, process: process)
         let serving = await Host.eventually(timeout: .seconds(20)) { await Host.get("http://127.0.0.1:\(port)/").1 == token }
         guard serving else {
-            beacon.stop()
+            await beacon.stop()
             throw UniError(.internalError, "the loopback beacon did not serve on 127.0.0.1:\(port)")
         }
         return beacon
     }
 
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
+    func stop() async {
+        process.send(SIGKILL)
+        _ = await process.waitForTermination()
         directory.remove()
     }
 }
@@ -58,22 +56,29 @@ extension Integration {
         func isolatedGuest() async throws {
             let image = try Host.linuxDisk()
             let beacon = try await LoopbackBeacon.start()
-            defer { beacon.stop() }
             let port = try Host.freePort()
-            let vm = try await LaunchedVM.launch(image: image, kind: .disk, ports: [PortMapping(hostAddress: "127.0.0.1", hostPort: port, guestPort: 80)],
+            let vm: LaunchedVM
+            do {
+                vm = try await LaunchedVM.launch(image: image, kind: .disk, ports: [PortMapping(hostAddress: "127.0.0.1", hostPort: port, guestPort: 80)],
                                                  network: .isolated)
+            } catch {
+                await beacon.stop()
+                throw error
+            }
             do {
                 let booted = await vm.waitForConsole(containing: IOCountersIntegrationTests.ready)
                 try #require(booted, "the Linux guest did not serve HTTP: \(String(decoding: vm.console.tail(lines: 20), as: UTF8.self))")
                 #expect(try await IOCountersIntegrationTests.text(port: port, path: "/healthz") == "ok\n")
                 let fetched = try await IOCountersIntegrationTests.text(port: port, path: "/cgi-bin/fetch?\(beacon.port)")
-                #expect(fetched == "fetch failed\n")
+                #expect(fetched == "fetch failed")
                 #expect(!fetched.contains(beacon.token))
             } catch {
                 await vm.end()
+                await beacon.stop()
                 throw error
             }
             await vm.end()
+            await beacon.stop()
         }
     }
 }
