@@ -6,11 +6,16 @@ import UniCore
 public enum AttachedRun {
     /// Runs `config` attached, handing console bytes to `output` as they
     /// arrive, on the calling thread.
+    /// - Parameter created: called with the VM's id as soon as the daemon
+    ///   has created it, before any console byte (`uni run` forwards its
+    ///   signals to that VM).
     /// - Returns: the VM's exit code.
     /// - Throws: the daemon's ``UniError``; a VM whose start failed is removed
     ///   and its `last_error` is the message.
-    public static func run(client: UniClient, config: VMConfig, output: ([UInt8]) -> Void) throws -> Int32 {
+    public static func run(client: UniClient, config: VMConfig, created: (String) -> Void = { _ in },
+                           output: ([UInt8]) -> Void) throws -> Int32 {
         let (id, console) = try client.createAttached(config)
+        created(id)
         while let chunk = try console.next() { output(chunk) }
         return try outcome(client.wait(id))
     }

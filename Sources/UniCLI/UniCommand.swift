@@ -64,7 +64,9 @@ struct Run: UniSubcommand {
     @Option(help: "File of KEY=VALUE lines (repeatable).") var envFile: [String] = []
     @Option(parsing: .unconditional, help: "Kernel command line (kernel images only).") var cmdline: String?
     @Flag(help: "Remove the VM when it stops.") var rm = false
-    @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code.") var attach = false
+    @Flag(name: [.short, .long], help: "Stream the console until the VM stops; exit with its exit code. SIGINT, SIGTERM and SIGHUP stop the VM; a second Ctrl-C kills it.") var attach = false
+    @Option(parsing: .unconditional, help: "With --attach: how long a signalled stop waits for the guest before killing (e.g. 10s); default: unid's --stop-timeout.")
+    var stopTimeout: String?
     @Flag(name: [.short, .long], help: "Run in the background (the default; accepted for docker's habit).") var detach = false
     @Option(parsing: .unconditional, help: "Restart policy: never, on-failure[:N] or always[:N].") var restart = "never"
     @Option(parsing: .unconditional, help: "Probe a published guest port: tcp:PORT or http:PORT[/path].") var healthCheck: String?
@@ -77,6 +79,8 @@ struct Run: UniSubcommand {
     @OptionGroup var limits: ResourceOptions
 
     func run() throws {
+        let stopTimeout = try self.stopTimeout.map { try DurationParser.parse($0, flag: "--stop-timeout") }
+        if stopTimeout != nil, !attach { throw UniError.invalid("--stop-timeout applies to --attach only") }
         let memory = try memory.map { try ByteSize(parsing: $0, name: "memory") }
         let cpus = try cpus.map(Run.parseCPUs)
         let config = try VMConfig(
@@ -90,7 +94,10 @@ struct Run: UniSubcommand {
             print(try client.create(config).id)
             return
         }
-        let exitCode = try AttachedRun.run(client: client, config: config) { StandardStreams.writeOutput($0) }
+        // Caught before the create: a signal during it must still reach the VM.
+        let forwarder = AttachedSignalForwarder(perform: AttachedSignalForwarder.daemonActions(client: client, stopTimeout: stopTimeout))
+        try SignalPipe.install([SIGINT, SIGTERM, SIGHUP], handler: forwarder.received)
+        let exitCode = try AttachedRun.run(client: client, config: config, created: forwarder.vmCreated) { StandardStreams.writeOutput($0) }
         throw ExitCode(exitCode)
     }
 

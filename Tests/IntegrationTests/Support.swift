@@ -121,8 +121,13 @@ enum Host {
 
     /// Runs a built product and returns its exit status, stdout and stderr.
     static func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runExecutable(binDirectory + "/" + name, arguments, environment: environment)
+    }
+
+    /// Runs the executable at `path` to its end and returns its exit status, stdout and stderr.
+    static func runExecutable(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binDirectory + "/" + name)
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()

@@ -26,6 +26,8 @@ struct CLICommandTests {
         (["logs", "--tail", "-5", "x"], "invalid --tail '-5': expected a whole number of lines, 0 or more"),
         (["stop", "--timeout", "-1s", "x"], "invalid --timeout '-1s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
         (["stop", "-t", "-1s", "x"], "invalid --timeout '-1s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
+        (["run", "--attach", "--stop-timeout", "-1s", "K"], "invalid --stop-timeout '-1s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
+        (["run", "--stop-timeout", "5s", "K"], "--stop-timeout applies to --attach only"),
         (["inspect", ""], "invalid vm reference '': give a name, id or id prefix"),
         (["logs", ""], "invalid vm reference '': give a name, id or id prefix"),
         (["stats", "--watch", "--interval", "-3s"], "invalid --interval '-3s': expected a duration such as 10s, 500ms or 2m (at most 24h)"),
