@@ -107,9 +107,13 @@ done
 # itself (`swift package plugin generate-manual`) would build every product
 # of the package again in its own configuration first; this builds only the
 # small tool, once.
-manual_tool="$(swift build --package-path "$root" --show-bin-path)/generate-manual"
+# Its own scratch path: a `swift build` or `swift test` of the package
+# holds the lock of .build (the install test runs inside one), and the
+# tool shares nothing with the release build.
+manual_scratch="$root/.build/manual-tool"
+manual_tool="$manual_scratch/debug/generate-manual"
 if [ ! -x "$manual_tool" ]; then
-    swift build --package-path "$root" --product generate-manual >"$stage/manual-build.log" 2>&1 || {
+    swift build --package-path "$root" --scratch-path "$manual_scratch" --product generate-manual >"$stage/manual-build.log" 2>&1 || {
         cat "$stage/manual-build.log" >&2
         echo "error: cannot build swift-argument-parser's generate-manual tool (the log is above)" >&2
         exit 1

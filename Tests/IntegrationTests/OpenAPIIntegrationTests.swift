@@ -3,10 +3,11 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Testing
 import UniCore
 import UniHTTP
-import UniKit
+@testable import UniKit
 import UniKitTesting
 import Yams
 

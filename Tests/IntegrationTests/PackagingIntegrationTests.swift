@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import UniCore
-import UniKit
+@testable import UniKit
 import UniKitTesting
 
 extension Integration {
@@ -50,7 +50,7 @@ extension Integration {
             let errors = try TemporaryDirectory(prefix: "uni-install-log")
             defer { errors.remove() }
             let errorPath = errors.path + "/stderr"
-            FileManager.default.createFile(atPath: errorPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
             let out = Pipe()
             process.standardOutput = out
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
