@@ -149,10 +149,11 @@ extension Integration {
             let units = try FileManager.default.contentsOfDirectory(atPath: unitDirectory).filter { $0.hasSuffix(".service") }
             #expect(units.contains("unid.service"))
             for unit in units {
-                // A template is checked through an instance of it.
+                // A template is checked through an instance of it, beside the
+                // units it requires (verify adds a unit file's folder to its search path).
                 var path = unitDirectory + "/" + unit
                 if unit.hasSuffix("@.service") {
-                    path = root.path + "/" + unit.replacingOccurrences(of: "@.service", with: "@verify.service")
+                    path = unitDirectory + "/" + unit.replacingOccurrences(of: "@.service", with: "@verify.service")
                     try FileManager.default.copyItem(atPath: unitDirectory + "/" + unit, toPath: path)
                 }
                 let verify = try Self.run("/usr/bin/systemd-analyze", ["verify", path], environment: ["MANPATH": prefix + "/share/man"])
