@@ -15,7 +15,7 @@ Usage: scripts/bench-rss.py [--vms 1000] [--bin DIR] [--json OUT]
 """
 import argparse, os, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from perf_common import ROOT, Unid, default_bin, ensure_kernel, rss_bytes, write_json
+from perf_common import ROOT, Unid, default_bin, ensure_kernel, executable_rss, rss_bytes, write_json
 
 
 def ui_bench_server():
@@ -54,6 +54,7 @@ def main():
     with Unid(args.bin or default_bin(), prefix="uni-rss-") as unid:
         time.sleep(args.settle)
         result["unid_idle"] = rss_bytes(unid.pid)
+        result["unid_idle_executable"] = executable_rss(unid.pid)
         for index in range(args.vms):
             unid.api.call("POST", "/v1/vms?start=false", {"name": f"vm{index}", "image": kernel, "memory_bytes": 32 << 20,
                                                            "cpus": 1, "env": {}, "ports": [], "auto_remove": False})

@@ -317,7 +317,12 @@ def section_rss(d):
         rows.append([f"`UIBenchServer`, {r['vms']:,} running fake VMs (each with two samples)", f"**{mb(fn['VmRSS'])}**",
                      f"{mb(fn['RssAnon'])} / {mb(fn['RssFile'])}", f"{ratio(fn['VmRSS'], f0['VmRSS']):.2f}x its 0-VM run; +{mb(fn['VmRSS'] - f0['VmRSS'])}",
                      f"unid idle + that growth = {mb(idle['VmRSS'] + fn['VmRSS'] - f0['VmRSS'])}: <= 60 MB {met(idle['VmRSS'] + fn['VmRSS'] - f0['VmRSS'] <= 60e6)}"])
-    return table(["process", "VmRSS", "anonymous / file-backed", "ratio", "target"], rows)
+    text = table(["process", "VmRSS", "anonymous / file-backed", "ratio", "target"], rows)
+    exe = r.get("unid_idle_executable")
+    if exe:
+        text += (f"\n\nIdle unid's own executable, resident: code (`r-x`) {mb(exe.get('r-xp', 0))}, read-only data {mb(exe.get('r--p', 0))}, "
+                 f"data (`rw-`) {mb(exe.get('rw-p', 0))} (from `/proc/<pid>/smaps`).")
+    return text
 
 
 def section_density(d):

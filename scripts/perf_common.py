@@ -5,6 +5,10 @@ CLI process, timing commands, reading a process's RSS, CPU and open files,
 and writing a script's results as JSON for scripts/perf-render.py."""
 import http.client, json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
+# A SIGTERM (scripts/perf-report.sh's trap, a timeout) unwinds like Ctrl-C,
+# so that every `finally` stops the daemons, VMs and containers it started.
+signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, ".build/guests/uni-test-kernel.elf")
 
@@ -39,6 +43,19 @@ def rss_bytes(pid):
         if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
             number = int(value.split()[0])
             out[key] = number if key == "Threads" else number * 1024
+    return out
+
+
+def executable_rss(pid):
+    """Resident bytes of the process's own executable, by mapping kind:
+    {"r-xp": code, "r--p": read-only data, "rw-p": data}."""
+    exe, out, current = os.readlink(f"/proc/{pid}/exe"), {}, None
+    for line in open(f"/proc/{pid}/smaps"):
+        parts = line.split()
+        if len(parts) >= 5 and "-" in parts[0] and ":" not in parts[0]:
+            current = parts[1] if len(parts) > 5 and parts[5] == exe else None
+        elif current and line.startswith("Rss:"):
+            out[current] = out.get(current, 0) + int(parts[1]) * 1024
     return out
 
 
