@@ -270,7 +270,7 @@ def section_libvirt(d):
                  f"{ratio(p['unid_rss_idle']['VmRSS'], p['libvirtd_rss_idle']['VmRSS']):.2f}x", ""])
     rows.append([f"daemon RSS, {p['vms']} VMs", f"unid: {mb(p['unid_rss']['VmRSS'])}", f"libvirtd: {mb(p['libvirtd_rss']['VmRSS'])}",
                  f"{ratio(p['unid_rss']['VmRSS'], p['libvirtd_rss']['VmRSS']):.2f}x", ""])
-    version = "; ".join(p.get("libvirt", []))
+    version = "; ".join(l.strip() for l in p.get("libvirt", []) if l.startswith(("Running against daemon", "Running hypervisor")))
     return (f"{version}; machine `{p['machine']}`, accel {p['accel'].upper()}, 32 MiB, 1 vCPU, the test kernel idling.\n\n"
             + table(["what", "Uni", "libvirt (same run)", "ratio", "target"], rows))
 
@@ -293,7 +293,7 @@ def section_docker(d):
                      f"dockerd {mb(size['dockerd_rss']['VmRSS'])} + containerd {mb((size['containerd_rss'] or {}).get('VmRSS', 0))}",
                      f"{ratio(size['unid_rss']['VmRSS'], docker_rss):.2f}x", ""])
     idle_docker = p["dockerd_rss_idle"]["VmRSS"] + (p["containerd_rss_idle"] or {}).get("VmRSS", 0)
-    rows.append([0, f"unid RSS: {mb(p['unid_rss_idle']['VmRSS'])}",
+    rows.append(["0 (before the first)", f"unid RSS: {mb(p['unid_rss_idle']['VmRSS'])}",
                  f"dockerd {mb(p['dockerd_rss_idle']['VmRSS'])} + containerd {mb((p['containerd_rss_idle'] or {}).get('VmRSS', 0))}",
                  f"{ratio(p['unid_rss_idle']['VmRSS'], idle_docker):.2f}x", ""])
     runs = p["sizes"][0]["commands"]["uni ps"]["runs"], p["sizes"][0]["commands"]["uni stats"]["runs"]

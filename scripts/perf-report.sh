@@ -21,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-quick=0; build=1; skip=","; only=""; write=""
+quick=0; build=1; skip=","; only=""; write=""; out=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -29,6 +29,7 @@ while [ $# -gt 0 ]; do
         --skip) skip=",$2,"; shift ;;
         --only) only=",$2,"; shift ;;
         --write) write=1 ;;   # with --quick: render into docs/performance.md anyway
+        --out) out=$2; shift ;;  # add to (or redo steps of) an earlier run's results folder
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "perf-report: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$write" ] || { [ $quick = 1 ] && write=0 || write=1; }
 
-out="$root/.build/perf/$(date -u +%Y%m%dT%H%M%SZ)$([ $quick = 1 ] && echo -quick)"
+[ -n "$out" ] || out="$root/.build/perf/$(date -u +%Y%m%dT%H%M%SZ)$([ $quick = 1 ] && echo -quick)"
 mkdir -p "$out"
 # Temp data dirs of every step live here: short (Unix socket paths), and
 # the one place the final sweep looks for leftovers.
@@ -123,7 +124,7 @@ json.dump(data, open(path, "w"), indent=2)
 EOF
 }
 
-machine start
+[ -f "$out/machine.json" ] || machine start
 bin="$root/.build/dist"
 if [ $build = 1 ]; then
     step build-release scripts/build-release.sh "$bin"
