@@ -119,7 +119,7 @@ else:
             "qemu": subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0].replace("QEMU emulator version", "QEMU"),
             "swift": " ".join(subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.split()[:3]) if True else "",
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-            "others": f"Swift compiler processes of other work running at the start: {others}."}
+            "others": f"Swift compiler processes running on the machine at the start: {others}."}
 json.dump(data, open(path, "w"), indent=2)
 EOF
 }
