@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Density: N real test guests (idle, 32 MiB, TCG by default) running under
 one unid on this machine, its stats poller sampling them every 5 s, and
-unid's HTTP endpoints under wrk on loopback (target: p99 <= 50 ms):
+unid's HTTP endpoints under wrk on loopback (target: p99 <= 50 ms), with 16 connections (saturation) and with one:
 `GET /ui/api/vms` (the dashboard's JSON: every VM with its newest sample)
 and `GET /metrics` (Prometheus text). Baseline in the same run:
 `GET /health` of the same metrics listener. Also unid's CPU while it
@@ -59,6 +59,13 @@ def main():
             "health": wrk(f"http://127.0.0.1:{metrics}/health", args.seconds),
             "ui_api_vms": wrk(f"http://127.0.0.1:{ui}/ui/api/vms", args.seconds),
             "metrics": wrk(f"http://127.0.0.1:{metrics}/metrics", args.seconds),
+        }
+        # One connection: a client's request latency without wrk's own
+        # queue (16 connections on 2 shared cores measure saturation).
+        result["wrk_c1"] = {
+            "health": wrk(f"http://127.0.0.1:{metrics}/health", args.seconds, connections=1, threads=1),
+            "ui_api_vms": wrk(f"http://127.0.0.1:{ui}/ui/api/vms", args.seconds, connections=1, threads=1),
+            "metrics": wrk(f"http://127.0.0.1:{metrics}/metrics", args.seconds, connections=1, threads=1),
         }
         result["rss_after_wrk"] = rss_bytes(unid.pid)
     write_json(args.json, result)
