@@ -49,8 +49,13 @@ failed=()
 sweep() {
     # Processes started under this run's temp folder (unid, QEMU, libvirt's
     # QEMU, dockerd's shims) that a step left behind: none, normally.
-    local pids
-    pids=$(grep -l -s -F "$TMPDIR" /proc/[0-9]*/cmdline 2>/dev/null | sed 's#/proc/\([0-9]*\)/cmdline#\1#' | grep -v "^$$\$" || true)
+    # (A bash match, not grep: grep's own command line would name the folder.)
+    local pids="" dir line
+    for dir in /proc/[0-9]*; do
+        [ "${dir#/proc/}" = "$$" ] && continue
+        line=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
+        [[ $line == *"$TMPDIR"* ]] && pids+=" ${dir#/proc/}"
+    done
     if [ -n "$pids" ]; then
         echo "perf-report: stopping leftovers: $pids" >&2
         kill $pids 2>/dev/null; sleep 2; kill -9 $pids 2>/dev/null
