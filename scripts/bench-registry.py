@@ -11,7 +11,7 @@ blobs as an OCI layout, then, ROUNDS times, alternating who goes first:
 Each round starts a fresh registry (nothing to skip or mount); each pull to an empty store/layout. Prints the median
 seconds, MiB/s and the ratio Uni/skopeo (throughput).
 
-  scripts/bench-registry.py [--mib 100] [--rounds 5]
+  scripts/bench-registry.py [--mib 100] [--rounds 5] [--json OUT]
 Builds Benchmarks' RegistryBench in release mode first (a separate package:
 package-benchmark stays out of the product graph)."""
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
@@ -66,6 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the medians as JSON (scripts/perf-report.sh)")
     args = parser.parse_args()
     for tool in ["/usr/bin/docker-registry", "/usr/bin/skopeo"]:
         if not os.access(tool, os.X_OK):
@@ -112,6 +113,10 @@ def main():
         for op in ["push", "pull"]:
             ratio = summary[f"uni {op}"] / summary[f"skopeo {op}"]
             print(f"  {op}: uni/skopeo throughput = {ratio:.2f}x  (target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'})")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"mib": mib, "rounds": args.rounds, "seconds": {name: statistics.median(t) for name, t in results.items()},
+                           "mib_per_second": summary}, f, indent=2)
     finally:
         if registry:
             registry.terminate()

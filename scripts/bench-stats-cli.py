@@ -10,10 +10,10 @@ Benchmarks' UIBenchServer serving unid's API over N fake running VMs
 (scripted hypervisor, fixed stats; target <= 100 ms at 1,000 VMs), again
 next to `uni --version`.
 
-Usage: scripts/bench-stats-cli.py [--runs 41] [--vms 4] [--bin DIR] [--cpu-seconds 30]
-       scripts/bench-stats-cli.py --fake-vms 1000 [--runs 41] [--bin DIR]
+Usage: scripts/bench-stats-cli.py [--runs 41] [--vms 4] [--bin DIR] [--cpu-seconds 30] [--json OUT]
+       scripts/bench-stats-cli.py --fake-vms 1000 [--runs 41] [--bin DIR] [--json OUT]
 """
-import argparse, os, shutil, signal, statistics, subprocess, tempfile, time
+import argparse, json, os, shutil, signal, statistics, subprocess, tempfile, time
 
 def timed(argv, env):
     start = time.monotonic()
@@ -32,9 +32,12 @@ def main():
     parser.add_argument("--cpu-seconds", type=int, default=30)
     parser.add_argument("--bin", default=subprocess.check_output(["swift", "build", "--show-bin-path"], cwd=root, text=True).strip())
     parser.add_argument("--fake-vms", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the medians as JSON (scripts/perf-report.sh)")
     args = parser.parse_args()
+    RESULT.update(vms=args.fake_vms or args.vms, fake=bool(args.fake_vms), runs=args.runs)
     if args.fake_vms:
-        return fake(root, args)
+        fake(root, args)
+        return save(args)
     kernel = os.path.join(root, ".build/guests/uni-test-kernel.elf")
     if not os.path.exists(kernel):
         subprocess.check_call([os.path.join(root, "Tests/Guests/build.sh"), os.path.join(root, ".build/guests")])
@@ -61,6 +64,8 @@ def main():
         used, wall = cpu_seconds(daemon.pid) - before, time.monotonic() - start
         # CPU time comes in clock ticks (10 ms): long runs, or many VMs, for a figure.
         extra = used / wall - idle / idle_wall
+        RESULT["cpu"] = {"idle_seconds": idle, "idle_wall": idle_wall, "used_seconds": used, "wall": wall,
+                         "idle_percent": idle / idle_wall * 100, "percent": used / wall * 100, "per_100_vms_percent": extra * 100 / args.vms * 100}
         print(f"unid CPU without VMs: {idle:.2f} s in {idle_wall:.0f} s = {idle/idle_wall*100:.3f}% of a core")
         print(f"unid CPU while polling {args.vms} idle VMs every 5 s: {used:.2f} s in {wall:.0f} s = {used/wall*100:.3f}% of a core; "
               f"the VMs' share {extra*100:.3f}% ({extra*100/args.vms*100:.2f}% per 100 VMs)")
@@ -68,6 +73,14 @@ def main():
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
         shutil.rmtree(data, ignore_errors=True)
+    save(args)
+
+RESULT = {"commands": {}}
+
+def save(args):
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(RESULT, f, indent=2)
 
 def compare(uni, env, runs, commands):
     """Times each command `runs` times, interleaved with `uni --version`."""
@@ -80,8 +93,10 @@ def compare(uni, env, runs, commands):
         for index, command in enumerate(commands): times[index].append(timed([uni] + command, env))
     b = statistics.median(base) * 1000
     print(f"uni --version      median {b:6.2f} ms")
+    RESULT["commands"]["--version"] = b / 1000
     for command, samples in zip(commands, times):
         m = statistics.median(samples) * 1000
+        RESULT["commands"][" ".join(command)] = m / 1000
         print(f"uni {' '.join(command):14} median {m:6.2f} ms  ({m/b:.2f}x start-up)")
 
 def fake(root, args):
