@@ -8,15 +8,15 @@ import Glibc
 #endif
 
 /// Decodes the records Uni writes (VM records in `state.json` files and
-/// SQLite rows) about 4x faster than `JSONDecoder`, with exactly its results.
+/// SQLite rows) in less than half `JSONDecoder`'s time, with its results.
 ///
 /// Loading 10,000 VMs is almost all JSON decoding, and Foundation's decoder
 /// spends most of its time on what a record never needs: a dictionary per
 /// object, a coding path per value, a dynamic cast per value for its special
 /// types (docs/performance.md, "VM stores"). This one parses the document
-/// into a small tree (objects as arrays of members: records have a few dozen
-/// keys) and runs the types' own `init(from:)` over it, so no field is
-/// listed twice.
+/// into a small tree (objects as sorted arrays of keys that point into the
+/// document, searched in halves) and runs the types' own `init(from:)` over
+/// it, so no field is listed twice.
 ///
 /// It is strict where it is fast and defers everywhere else: anything it
 /// does not accept (invalid JSON, a number in a form it does not read, a key
