@@ -339,6 +339,8 @@ public actor VMManager: Service {
         unsaved[id] = nil
         pendingRestarts[id] = nil
         restartStreaks[id] = nil
+        // A whole record per removed VM otherwise (the soak's ~2 KB a cycle).
+        recordedExits[id] = nil
         table.remove(id)
         telemetry?.update(vms: table.all)
         consoles.removeValue(forKey: id)?.finishFollowers()
