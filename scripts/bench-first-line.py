@@ -11,17 +11,7 @@ Usage: scripts/bench-first-line.py [--runs 15] [--accel tcg|kvm|auto] [--bin DIR
 """
 import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
-def first_line(argv, env=None):
-    """Seconds from spawn to the first complete stdout line; then reaps the process."""
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    line = proc.stdout.readline()
-    elapsed = time.monotonic() - start
-    if not line:
-        raise SystemExit(f"no output from {argv[0]}: {proc.stderr.read().decode()}")
-    proc.stdout.read()
-    proc.wait(timeout=30)
-    return elapsed, line.decode().strip()
+from perf_common import first_line
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

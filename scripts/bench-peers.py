@@ -22,11 +22,20 @@ Usage: scripts/bench-peers.py [--quick] [--accel tcg|kvm] [--bin DIR] [--json OU
 """
 import argparse, io, json, os, shutil, signal, subprocess, sys, tarfile, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from perf_common import Unid, default_bin, ensure_kernel, interleaved, rss_bytes, summary, wait_until, write_json
+from perf_common import Unid, default_bin, ensure_kernel, first_line, interleaved, rss_bytes, summary, terminate, wait_until, write_json
 
 VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
 DOCKER = "/usr/bin/docker"  # Debian's client, the same version as its dockerd
 CLEANUP = []  # callables run in reverse order on exit
+
+
+def run_cleanups():
+    """Runs and forgets every registered clean-up, newest first; one failing does not stop the others."""
+    while CLEANUP:
+        try:
+            CLEANUP.pop()()
+        except Exception as error:
+            print(f"peers: cleanup: {error}", file=sys.stderr)
 
 
 def apt_install(packages):
@@ -37,17 +46,6 @@ def apt_install(packages):
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
 
-
-def first_line_stdout(argv, env):
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    line = proc.stdout.readline()
-    elapsed = time.monotonic() - start
-    if not line:
-        raise RuntimeError(f"no output from {argv}: {proc.stderr.read().decode()}")
-    proc.stdout.read()
-    proc.wait(timeout=30)
-    return elapsed
 
 
 # ---------------------------------------------------------------- libvirt
@@ -136,12 +134,7 @@ class Libvirt:
     def stop(self):
         self.destroy_all()
         if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+            terminate(self.daemon, timeout=30)
 
 
 def bench_libvirt(args, unid, kernel, work):
@@ -153,7 +146,7 @@ def bench_libvirt(args, unid, kernel, work):
     uni_argv = [unid.uni, "run", "--attach", "--rm", "--memory", "32M", kernel, "--cmdline", "exit=0"]
     uni_times, virsh_line, virsh_exit = [], [], []
     for index in range(2 + args.first_line_runs):  # 2 warm-up pairs
-        u = first_line_stdout(uni_argv, unid.env)
+        u = first_line(uni_argv, unid.env)[0]
         line, exited = lv.create(f"perf-fl-{index}")
         lv.destroy_all()
         if index >= 2:
@@ -227,12 +220,7 @@ class Docker:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+            terminate(self.daemon, timeout=60)
         self.log.close()
 
 
@@ -291,17 +279,9 @@ def main():
                 print(f"peers: {name}: {error}", file=sys.stderr)
                 result[name] = {"error": str(error)}
             finally:
-                while CLEANUP:
-                    try:
-                        CLEANUP.pop()()
-                    except Exception as error:
-                        print(f"peers: cleanup: {error}", file=sys.stderr)
+                run_cleanups()
     finally:
-        while CLEANUP:
-            try:
-                CLEANUP.pop()()
-            except Exception as error:
-                print(f"peers: cleanup: {error}", file=sys.stderr)
+        run_cleanups()
         if unid:
             unid.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -122,6 +122,29 @@ class API:
             connection.close()
 
 
+def first_line(argv, env=None):
+    """Seconds from spawn to the first complete stdout line, and the line; then reaps the process."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    line = proc.stdout.readline()
+    elapsed = time.monotonic() - start
+    if not line:
+        raise RuntimeError(f"no output from {argv[0]}: {proc.stderr.read().decode()}")
+    proc.stdout.read()
+    proc.wait(timeout=30)
+    return elapsed, line.decode().strip()
+
+
+def terminate(process, timeout):
+    """SIGTERM, then SIGKILL if `process` is still there after `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Unid:
     """A unid in a temp data dir, stopped (SIGTERM, then SIGKILL) on exit."""
     def __init__(self, bin_dir, accel="tcg", extra=(), prefix="uni-perf-"):
@@ -170,12 +193,7 @@ class Unid:
                             pass
             except Exception:
                 pass
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process, timeout=60)
         self.log.close()
         subprocess.run(["rm", "-rf", self.data])
 
