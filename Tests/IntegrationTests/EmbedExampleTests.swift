@@ -49,18 +49,8 @@ enum EmbedExample {
     /// idle test kernel misses the powerdown under this host's nested KVM);
     /// `lines` is its stdout without the `\r` of the serial console.
     static func run(_ arguments: [String]) throws -> (status: Int32, lines: [String], stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary.get())
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["UNI_ACCEL": "tcg"]) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let lines = String(decoding: stdout, as: UTF8.self).replacingOccurrences(of: "\r", with: "").split(separator: "\n").map(String.init)
-        return (process.terminationStatus, lines, String(decoding: stderr, as: UTF8.self))
+        let result = try Host.runExecutable(try binary.get(), arguments, environment: ["UNI_ACCEL": "tcg"])
+        let lines = result.stdout.replacingOccurrences(of: "\r", with: "").split(separator: "\n").map(String.init)
+        return (result.status, lines, result.stderr)
     }
 }
