@@ -29,11 +29,13 @@ public struct DaemonConfiguration: Sendable {
     public var vmStore: VMStoreKind
     /// `--cgroup-root`: where the cgroup filesystem is mounted (docs/architecture.md, "Cgroups").
     public var cgroupRoot: String
+    /// `--vms-cpu-weight`: the CPU weight of every VM together (``CgroupControllers/defaultVMsCPUWeight``).
+    public var vmsCPUWeight: Int
 
     /// The backend choices, as ``VMHost`` takes them.
     public var hostOptions: VMHostOptions {
         VMHostOptions(accelerator: accelerator, kvmDevice: kvmDevice, qemuBinary: qemuBinary, vmStore: vmStore,
-                      stopTimeout: stopTimeout, cgroupRoot: cgroupRoot)
+                      stopTimeout: stopTimeout, cgroupRoot: cgroupRoot, vmsCPUWeight: vmsCPUWeight)
     }
 
     /// Creates a configuration with the documented defaults.
@@ -47,9 +49,11 @@ public struct DaemonConfiguration: Sendable {
         statsInterval: Duration = .seconds(5),
         uiAddress: String? = nil,
         vmStore: VMStoreKind = .file,
-        cgroupRoot: String = CgroupControllers.defaultRoot
+        cgroupRoot: String = CgroupControllers.defaultRoot,
+        vmsCPUWeight: Int = CgroupControllers.defaultVMsCPUWeight
     ) {
         self.cgroupRoot = cgroupRoot
+        self.vmsCPUWeight = vmsCPUWeight
         self.uiAddress = uiAddress
         self.vmStore = vmStore
         self.metricsAddress = metricsAddress
@@ -143,7 +147,7 @@ public struct Daemon: Sendable {
         )
         logger.info("unid ready", metadata: ["data_dir": "\(dataDirectory.root)", "accelerator": "\(accelerator)", "qemu": "\(binary)", "version": "\(UniVersion.current)",
                                      "vm_store": "\(configuration.vmStore.rawValue)", "cgroups": "\(cgroups.mechanism.rawValue)",
-                                     "cgroup_root": "\(configuration.cgroupRoot)"])
+                                     "cgroup_root": "\(configuration.cgroupRoot)", "vms_cpu_weight": "\(configuration.vmsCPUWeight)"])
         services.append(api)
         return Daemon(manager: manager, services: services, lock: lock, info: info, registry: factory.registry, poller: poller)
     }

@@ -51,6 +51,10 @@ struct Unid: AsyncParsableCommand {
     @Option(name: .long, help: "Where the cgroup filesystem is mounted: each VM's QEMU gets its own cgroup there (v2, or v1 cpu and memory hierarchies on hybrid hosts) holding --cpu-shares and --memory-max. Without usable cgroups VMs run unlimited, with one warning.")
     var cgroupRoot: String = CgroupControllers.defaultRoot
 
+    @Option(name: .long, help: "The CPU weight of every VM together against the host's other processes, 1-10000 (the kernel's default is 100). Guests still use every idle cycle; under contention unid and the host's services come first. Default: 10.",
+            transform: CgroupControllers.parseVMsCPUWeight)
+    var vmsCPUWeight: Int = CgroupControllers.defaultVMsCPUWeight
+
     @Option(name: .long, help: "Export lifecycle spans over OTLP/gRPC to HOST:PORT (e.g. localhost:4317). Default: off (OTEL_* variables are honoured).")
     var traceAddr: String?
 
@@ -79,7 +83,8 @@ struct Unid: AsyncParsableCommand {
             metricsAddress: metricsAddr,
             uiAddress: uiAddr,
             vmStore: vmStore,
-            cgroupRoot: cgroupRoot
+            cgroupRoot: cgroupRoot,
+            vmsCPUWeight: vmsCPUWeight
         )
         let daemon = try await Daemon.make(configuration: configuration, logger: logger, tracer: traces?.tracer ?? NoOpTracer())
         try await daemon.run(logger: logger, first: traces.map { [$0.service] } ?? [])

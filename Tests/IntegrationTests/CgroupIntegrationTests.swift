@@ -59,8 +59,11 @@ extension Integration {
                     let memory = try #require(status.paths.first { $0.contains("/memory/") })
                     #expect(try String(contentsOfFile: cpu + "/cpu.shares", encoding: .utf8) == "3072\n")
                     #expect(try String(contentsOfFile: memory + "/memory.limit_in_bytes", encoding: .utf8) == "\(512 << 20)\n")
+                    // Every VM together: the parent's weight (10 -> 102 shares).
+                    #expect(try String(contentsOfFile: cpu + "/../cpu.shares", encoding: .utf8) == "102\n")
                 } else {
                     #expect(try String(contentsOfFile: status.paths[0] + "/cpu.weight", encoding: .utf8) == "300\n")
+                    #expect(try String(contentsOfFile: status.paths[0] + "/../cpu.weight", encoding: .utf8) == "10\n")
                     #expect(try String(contentsOfFile: status.paths[0] + "/memory.max", encoding: .utf8) == "\(512 << 20)\n")
                 }
                 // uni update: the running VM's cgroup takes the new quota at once.

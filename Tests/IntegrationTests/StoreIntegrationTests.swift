@@ -155,6 +155,19 @@ extension Integration {
             #expect(!FileManager.default.fileExists(atPath: dir.path + "/unid.sock"))
         }
 
+        @Test("a --vms-cpu-weight out of 1-10000 is a usage error naming the value and the range; nothing is made")
+        func badVMsCPUWeight() throws {
+            let dir = try TemporaryDirectory()
+            defer { dir.remove() }
+            for bad in ["0", "10001", "lots"] {
+                let result = try Host.runProduct("unid", ["--data-dir", dir.path + "/data", "--vms-cpu-weight", bad])
+                #expect(result.status == 2, "\(result.stderr)")
+                #expect(result.stderr.contains("invalid --vms-cpu-weight '\(bad)': use a whole number from 1 to 10000"), "\(result.stderr)")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/data"))
+        }
+
         @Test("an unknown --vm-store is a usage error naming the value and the choices")
         func badFlag() throws {
             let dir = try TemporaryDirectory()

@@ -28,6 +28,7 @@ struct FakeCgroupRoot {
         try file("cgroup.controllers", "cpuset cpu io memory hugetlb pids\n")
         try file("cgroup.subtree_control", "\n")
         try file("uni/cgroup.subtree_control", "\n")
+        try file("uni/cpu.weight", "100\n")
         let vm = "uni/\(id)/"
         try file(vm + "cgroup.procs")
         try file(vm + "cpu.weight", "100\n")
@@ -42,6 +43,7 @@ struct FakeCgroupRoot {
     /// A hybrid host: v1 cpu and memory, a unified tree with hugetlb only, and the cgroups of `id`.
     func layOutV1(_ id: VMID, unified: Bool = true) throws {
         try file("cpu/cpu.shares", "1024\n")
+        try file("cpu/uni/cpu.shares", "1024\n")
         try file("memory/memory.limit_in_bytes", "9223372036854771712\n")
         try file("cpu/uni/\(id)/cgroup.procs")
         try file("cpu/uni/\(id)/cpu.shares", "1024\n")
@@ -80,6 +82,41 @@ struct CgroupControllerTests {
         #expect(fake.read("uni/\(id)/cpu.weight") == "250")
         #expect(fake.read("uni/\(id)/memory.max") == "\(256 << 20)")
         #expect(fake.read("uni/\(id)/memory.swap.max") == "0")
+        #expect(fake.read("uni/cpu.weight") == "\(CgroupControllers.defaultVMsCPUWeight)")
+    }
+
+    @Test("the VMs' parent cgroup gets the weight of every VM together, written only when it changed")
+    func vmsWeight() throws {
+        let fake = try FakeCgroupRoot()
+        defer { fake.directory.remove() }
+        try fake.layOutV2(id)
+        _ = try CgroupV2Controller(root: fake.root, vmsCPUWeight: 250).create(for: id, quota: ResourceQuota())
+        #expect(fake.read("uni/cpu.weight") == "250")
+        try fake.file("uni/cpu.weight", "250\n")
+        _ = try CgroupV2Controller(root: fake.root, vmsCPUWeight: 250).create(for: id, quota: ResourceQuota())
+        #expect(fake.read("uni/cpu.weight") == "250\n")
+
+        let v1 = try FakeCgroupRoot()
+        defer { v1.directory.remove() }
+        try v1.layOutV1(id)
+        let controller = CgroupControllers.detect(root: v1.root, vmsCPUWeight: 5)
+        #expect(controller.mechanism == .v1)
+        _ = try controller.create(for: id, quota: ResourceQuota())
+        #expect(v1.read("cpu/uni/cpu.shares") == "51")
+        #expect(v1.read("cpu/uni/\(id)/cpu.shares") == "1024")
+    }
+
+    @Test("--vms-cpu-weight: 1-10000, a bad value named")
+    func vmsWeightParsing() throws {
+        #expect(try CgroupControllers.parseVMsCPUWeight("1") == 1)
+        #expect(try CgroupControllers.parseVMsCPUWeight("10000") == 10_000)
+        for bad in ["0", "10001", "-5", "ten", ""] {
+            #expect {
+                try CgroupControllers.parseVMsCPUWeight(bad)
+            } throws: { error in
+                (error as? UniError)?.message == "invalid --vms-cpu-weight '\(bad)': use a whole number from 1 to 10000 (default 10; the kernel's default is 100)"
+            }
+        }
     }
 
     @Test("v2: subtree_control that already lists cpu and memory is left alone")
@@ -144,6 +181,7 @@ struct CgroupControllerTests {
         try fake.file("cgroup.controllers", "cpu memory\n")
         try fake.file("cgroup.subtree_control", "cpu memory\n")
         try fake.file("uni/cgroup.subtree_control", "cpu memory\n")
+        try fake.file("uni/cpu.weight", "10\n")
         let controller = CgroupV2Controller(root: fake.root)
         #expect {
             try controller.create(for: id, quota: ResourceQuota(cpuShares: 7))

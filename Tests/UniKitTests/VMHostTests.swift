@@ -58,7 +58,7 @@ struct VMHostTests {
         withExtendedLifetime(first) {}
     }
 
-    @Test("QEMU missing and KVM unusable are refused, naming what is missing, before any store is opened")
+    @Test("QEMU missing, KVM unusable and a bad VMs' CPU weight are refused, naming what is missing, before any store is opened")
     func refusals() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -74,6 +74,11 @@ struct VMHostTests {
         }
         #expect(noKVM?.code == .unavailable)
         #expect(noKVM?.message.hasPrefix("--accel kvm: cannot open \(directory.path)/kvm: No such file or directory") == true)
+        let badWeight = await #expect(throws: UniError.self) {
+            try await VMHost.make(dataDirectory: dataDirectory, options: VMHostOptions(accelerator: .tcg, qemuBinary: "/bin/true", vmStore: .sqlite,
+                                                                                      vmsCPUWeight: 0), logger: logger)
+        }
+        #expect(badWeight?.message.hasPrefix("invalid --vms-cpu-weight '0': use a whole number from 1 to 10000") == true)
         #expect(!FileManager.default.fileExists(atPath: dataDirectory.databasePath))
     }
 }

@@ -87,20 +87,41 @@ public enum CgroupControllers {
     /// The cgroup root when none is given (`unid --cgroup-root`).
     public static let defaultRoot = "/sys/fs/cgroup"
 
+    /// The CPU weight of the `uni` cgroup, every VM together, against the
+    /// host's other processes when none is given (`unid --vms-cpu-weight`):
+    /// a tenth of the kernel's default (100).
+    ///
+    /// Guests still take every idle cycle; when the CPUs are contended,
+    /// unid and the host's services outrank them, so the API keeps
+    /// answering with 100 busy guests on 2 cores (docs/performance.md,
+    /// "Density"). Each VM's own weight (`--cpu-shares`) divides the
+    /// group's share among the VMs.
+    public static let defaultVMsCPUWeight = 10
+
+    /// Parses `unid --vms-cpu-weight`: a whole number in ``ResourceQuota/cpuSharesRange``.
+    /// - Throws: ``UniError`` naming the text and the range.
+    public static func parseVMsCPUWeight(_ text: String) throws -> Int {
+        guard let value = Int(text), ResourceQuota.cpuSharesRange.contains(value) else {
+            throw UniError.invalid("invalid --vms-cpu-weight '\(text.escapingControlCharacters)': use a whole number from 1 to 10000 (default \(defaultVMsCPUWeight); the kernel's default is 100)")
+        }
+        return value
+    }
+
     /// The controller for the cgroup filesystem at `root`: cgroup v2 when
     /// `<root>/cgroup.controllers` lists `cpu` and `memory`; else cgroup v1
     /// when `<root>/cpu` and `<root>/memory` are v1 hierarchies (PSI through
     /// `<root>/unified` when that cgroup2 tree is there); else
-    /// ``NoCgroupController`` with the reason.
-    public static func detect(root: String = defaultRoot) -> any CgroupController {
+    /// ``NoCgroupController`` with the reason. `vmsCPUWeight` goes to the
+    /// parent of every VM's cgroup.
+    public static func detect(root: String = defaultRoot, vmsCPUWeight: Int = defaultVMsCPUWeight) -> any CgroupController {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         if let controllers = CgroupFiles.read(root + "/cgroup.controllers") {
             let available = Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init))
             if available.isSuperset(of: ["cpu", "memory"]) {
-                return CgroupV2Controller(root: root)
+                return CgroupV2Controller(root: root, vmsCPUWeight: vmsCPUWeight)
             }
         }
-        let v1 = CgroupV1Controller(root: root)
+        let v1 = CgroupV1Controller(root: root, vmsCPUWeight: vmsCPUWeight)
         if v1.isAvailable {
             return v1
         }

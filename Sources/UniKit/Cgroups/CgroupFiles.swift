@@ -55,6 +55,13 @@ enum CgroupFiles {
         guard written == bytes.count else { throw failure(what, value, path, written < 0 ? errno : EIO) }
     }
 
+    /// Writes `value` unless the file holds it already (the parent cgroup's
+    /// weight: read on every VM start, written when it changed).
+    static func writeIfChanged(_ value: String, to path: String, what: String) throws {
+        guard read(path)?.trimmingCharacters(in: .whitespacesAndNewlines) != value else { return }
+        try write(value, to: path, what: what)
+    }
+
     private static func failure(_ what: String, _ value: String, _ path: String, _ code: Int32) -> UniError {
         UniError(.unavailable, "cannot set \(what) to '\(value)' in '\(path)': \(String(cString: strerror(code)))")
     }

@@ -17,13 +17,17 @@ import Glibc
 public struct CgroupV1Controller: CgroupController {
     /// The folder holding the v1 hierarchies, e.g. `/sys/fs/cgroup`.
     public let root: String
+    /// The weight of `<root>/cpu/uni`, every VM together, against the
+    /// host's other processes (v2 scale; written as `cpu.shares`).
+    public let vmsCPUWeight: Int
     public var mechanism: CgroupMechanism { .v1 }
     public var unavailableReason: String? { nil }
 
     /// A controller under `root`; injectable so tests run it against a
     /// temporary folder laid out like cgroupfs.
-    public init(root: String) {
+    public init(root: String, vmsCPUWeight: Int = CgroupControllers.defaultVMsCPUWeight) {
         self.root = root
+        self.vmsCPUWeight = vmsCPUWeight
     }
 
     /// The `cpu` hierarchy's parent of every VM's cgroup.
@@ -63,6 +67,10 @@ public struct CgroupV1Controller: CgroupController {
             var baseline: UInt64 = 0
             for parent in [cpuParent, memoryParent] {
                 try CgroupFiles.makeDirectory(parent)
+                if parent == cpuParent {
+                    try CgroupFiles.writeIfChanged("\(CgroupV1Controller.shares(forWeight: vmsCPUWeight))", to: parent + "/cpu.shares",
+                                                   what: "the cpu shares of every VM together")
+                }
                 let directory = parent + "/" + id.rawValue
                 if try CgroupFiles.makeDirectory(directory) {
                     made.append(directory)

@@ -5,19 +5,26 @@ import Foundation
 /// cannot stretch the ceiling), OOM kills from `memory.events`, pressure
 /// from `cpu.pressure`, `memory.pressure`, `io.pressure`.
 ///
+/// `<root>/uni` gets the CPU weight of every VM together
+/// (``CgroupControllers/defaultVMsCPUWeight``).
+///
 /// `+cpu +memory` are enabled in `cgroup.subtree_control` of `<root>` and
 /// `<root>/uni` when they are not yet. `<root>/uni` itself is kept: other
 /// daemons on the host may use it.
 public struct CgroupV2Controller: CgroupController {
     /// The cgroup2 mount (or a delegated subtree), e.g. `/sys/fs/cgroup`.
     public let root: String
+    /// The `cpu.weight` of `<root>/uni`, every VM together, against the
+    /// host's other processes.
+    public let vmsCPUWeight: Int
     public var mechanism: CgroupMechanism { .v2 }
     public var unavailableReason: String? { nil }
 
     /// A controller under `root`; injectable so tests run it against a
     /// temporary folder laid out like cgroupfs.
-    public init(root: String) {
+    public init(root: String, vmsCPUWeight: Int = CgroupControllers.defaultVMsCPUWeight) {
         self.root = root
+        self.vmsCPUWeight = vmsCPUWeight
     }
 
     /// `<root>/uni`: the parent of every VM's cgroup.
@@ -29,6 +36,7 @@ public struct CgroupV2Controller: CgroupController {
     public func create(for id: VMID, quota: ResourceQuota) throws -> CgroupPlacement {
         try enableControllers(in: root)
         try CgroupFiles.makeDirectory(parent)
+        try CgroupFiles.writeIfChanged("\(vmsCPUWeight)", to: parent + "/cpu.weight", what: "the cpu weight of every VM together")
         try enableControllers(in: parent)
         let directory = directory(of: id)
         let made = try CgroupFiles.makeDirectory(directory)

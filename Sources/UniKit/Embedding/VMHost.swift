@@ -63,13 +63,14 @@ public struct VMHost: Sendable {
         logger: Logger = Logger(label: "UniKit")
     ) async throws -> VMHost {
         try dataDirectory.validateSocketPaths()
+        _ = try CgroupControllers.parseVMsCPUWeight(String(options.vmsCPUWeight))
         try dataDirectory.prepare()
         let lock = try DaemonLock(dataDirectory: dataDirectory)
         let accelerator = try options.accelerator.resolve(kvmDevice: options.kvmDevice)
         let binary = try QEMUHypervisor.locateBinary(options.qemuBinary)
         // After the checks that change nothing: a bad option never migrates records.
         let store = try await options.vmStore.open(dataDirectory: dataDirectory, logger: logger)
-        let cgroups: any CgroupController = options.cgroupRoot.map { CgroupControllers.detect(root: $0) }
+        let cgroups: any CgroupController = options.cgroupRoot.map { CgroupControllers.detect(root: $0, vmsCPUWeight: options.vmsCPUWeight) }
             ?? NoCgroupController(reason: "no cgroup root was configured")
         let manager = VMManager(
             configuration: VMManagerConfiguration(dataDirectory: dataDirectory, stopTimeout: options.stopTimeout),

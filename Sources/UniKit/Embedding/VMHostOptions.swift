@@ -19,17 +19,24 @@ public struct VMHostOptions: Sendable {
     /// ``CgroupControllers/detect(root:)``; `nil`: no cgroups, so quotas are
     /// recorded but not enforced.
     public var cgroupRoot: String?
+    /// The CPU weight of every VM together against the host's other
+    /// processes (`unid --vms-cpu-weight`, 1-10000): written to the parent
+    /// of the VMs' cgroups. See ``CgroupControllers/defaultVMsCPUWeight``.
+    public var vmsCPUWeight: Int
 
     /// Options with `unid`'s defaults: accelerator `auto`, `qemu-system-x86_64`
-    /// from `PATH`, the file store, a 10 s stop timeout, cgroups under `/sys/fs/cgroup`.
+    /// from `PATH`, the file store, a 10 s stop timeout, cgroups under `/sys/fs/cgroup`
+    /// with every VM together at CPU weight 10.
     public init(
         accelerator: AcceleratorChoice = .auto,
         kvmDevice: String = "/dev/kvm",
         qemuBinary: String = "qemu-system-x86_64",
         vmStore: VMStoreKind = .file,
         stopTimeout: Duration = .seconds(10),
-        cgroupRoot: String? = CgroupControllers.defaultRoot
+        cgroupRoot: String? = CgroupControllers.defaultRoot,
+        vmsCPUWeight: Int = CgroupControllers.defaultVMsCPUWeight
     ) {
+        self.vmsCPUWeight = vmsCPUWeight
         self.accelerator = accelerator
         self.kvmDevice = kvmDevice
         self.qemuBinary = qemuBinary
