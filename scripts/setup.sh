@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 # browser; wrk: scripts/bench-ui.sh; libsqlite3-dev: the SQLite VM store
 # (GRDB links the system libsqlite3; a fresh Debian 12 lacks its headers);
 # docker-registry (CNCF Distribution), skopeo and apache2-utils (htpasswd):
-# the registry tests' real registry, independent client and basic-auth file.
-packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus prometheus-alertmanager python3 python3-venv chromium wrk libsqlite3-dev docker-registry skopeo apache2-utils)
+# the registry tests' real registry, independent client and basic-auth file;
+# valgrind: scripts/build-release.sh orders unid's code by a callgrind profile.
+packages=(qemu-system-x86 gcc binutils cpio xz-utils prometheus prometheus-alertmanager python3 python3-venv chromium wrk libsqlite3-dev docker-registry skopeo apache2-utils valgrind)
 
 if [ "${SKIP_APT:-0}" != 1 ]; then
   missing=()
