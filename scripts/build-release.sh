@@ -5,8 +5,8 @@
 # - unid and uni-otel: optimised, the Swift runtime linked in
 #   (--static-swift-stdlib), so they run on a machine without Swift. Linked
 #   for a small resident set (docs/performance.md, "unid's memory"):
-#   - by lld, each function in its own section, in the order unid first
-#     runs them (scripts/startup-order.py profiles the first link under
+#   - by lld, each function in its own section, the ones unid runs first,
+#     start-up before serving (scripts/startup-order.py profiles the first link under
 #     valgrind; the second link uses that order). The kernel maps an
 #     executable's code 64 KB around each page touched: in link order,
 #     unid's start-up code was spread over 18 MB of its 37 MB text.

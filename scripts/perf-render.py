@@ -367,7 +367,7 @@ def section_soak(d):
          f"{growth / MB:+.2f} MB after warm-up ({ratio(r['rss_end'], r['rss_warm']):.3f}x): {met(growth <= 0.05 * r['rss_warm'])} (flat within 5%)"],
         ["RssAnon (heap)", "", mb(r["rss_anon_warm"]), mb(r["rss_anon_end"]), "", ""],
     ]
-    return (f"{r['cycles']:,} cycles in {r['seconds']:.0f} s ({r['per_cycle_ms']:.0f} ms a cycle, most of it the 100 ms stop timeout); "
+    return (f"{r['cycles']:,} cycles in {r['seconds']:.0f} s ({r['per_cycle_ms']:.0f} ms a cycle); "
             f"{r['vms_left']} VMs left at the end. Warm-up: the sample at cycle {r['warm_cycle']}.\n\n"
             + table(["unid", "at start", f"cycle {r['warm_cycle']}", f"cycle {r['cycles']}", "max", "target"], rows))
 

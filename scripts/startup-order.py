@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the link order of unid's code: every function unid runs while it
-starts (first), then while it answers the socket API, /metrics and the
-dashboard, in the order they first run. scripts/build-release.sh links
+starts, then those it adds while it answers the socket API, /metrics and
+the dashboard (two callgrind dumps, each in callgrind's order). scripts/build-release.sh links
 unid a second time with it (lld --symbol-ordering-file), so the code a
 running unid uses sits together: the kernel maps an executable's pages
 64 KB around each one touched, and code scattered over a 37 MB text made

@@ -77,6 +77,31 @@ extension Integration {
             return (process.terminationStatus, String(decoding: output, as: UTF8.self))
         }
 
+        /// The release unid of `scripts/build-release.sh`: valgrind 3.19 aborts on
+        /// the debug build's dynamically linked Swift runtime.
+        static let releaseUnid = Host.packageRoot + "/.build/fs/release/unid"
+
+        @Test("scripts/startup-order.py profiles a real release unid under callgrind: thousands of its functions with its entry point, nothing left running",
+              .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind"), "valgrind is not installed (scripts/setup.sh installs it)"),
+              .enabled(if: FileManager.default.isExecutableFile(atPath: releaseUnid), "no release unid: scripts/build-release.sh builds it"))
+        func startupOrder() throws {
+            let directory = try TemporaryDirectory(prefix: "uni-order-test")
+            defer { directory.remove() }
+            let order = directory.path + "/unid.order"
+            let result = try Host.runExecutable("/usr/bin/python3", [Host.packageRoot + "/scripts/startup-order.py", Self.releaseUnid, order])
+            #expect(result.status == 0, "\(result.stderr)")
+            let names = try String(contentsOfFile: order, encoding: .utf8).split(separator: "\n")
+            #expect(names.count > 1000, "\(names.count) functions")
+            #expect(Set(names).count == names.count, "a function is listed twice")
+            #expect(names.contains("unid_main"), "unid's entry point is not in the order")
+            #expect(names.contains { $0.hasPrefix("$s6UniKit9VMManagerC") }, "no VMManager method in the order")
+            #expect(!names.contains { $0.hasPrefix("0x") || $0.hasSuffix("'2") })
+            #expect(Host.qemuProcesses(under: "/tmp/uni-order-").isEmpty)
+            let usage = try Host.runExecutable("/usr/bin/python3", [Host.packageRoot + "/scripts/startup-order.py", "only-one"])
+            #expect(usage.status != 0)
+            #expect(usage.stderr == "usage: scripts/startup-order.py UNID ORDER_FILE [KERNEL]\n")
+        }
+
         @Test("install.sh --bin puts executables, completions, man pages and every unit under DESTDIR; they work")
         func installIntoDestdir() async throws {
             let root = try TemporaryDirectory(prefix: "uni-install")

@@ -76,6 +76,7 @@ struct CgroupControllerTests {
         let placement = try controller.create(for: id, quota: ResourceQuota(cpuShares: 250, memoryMax: ByteSize(bytes: 256 << 20)))
         #expect(placement.directories == [fake.root + "/uni/\(id)"])
         #expect(placement.procsFiles == [fake.root + "/uni/\(id)/cgroup.procs"])
+        #expect(placement.lateDirectory == nil)
         #expect(placement.mechanism == .v2)
         #expect(fake.read("cgroup.subtree_control") == "+cpu +memory")
         #expect(fake.read("uni/cgroup.subtree_control") == "+cpu +memory")
@@ -213,6 +214,9 @@ struct CgroupControllerTests {
         let placement = try controller.create(for: id, quota: ResourceQuota(cpuShares: 50, memoryMax: ByteSize(bytes: 96 << 20)))
         #expect(placement.directories == ["cpu", "memory", "unified"].map { fake.root + "/\($0)/uni/\(id)" })
         #expect(placement.pressureDirectory == fake.root + "/unified/uni/\(id)")
+        // Limits before the exec, through the thread-level files; the PSI-only cgroup once QEMU runs.
+        #expect(placement.procsFiles == ["cpu", "memory"].map { fake.root + "/\($0)/uni/\(id)/tasks" })
+        #expect(placement.lateDirectory == fake.root + "/unified/uni/\(id)")
         #expect(fake.read("cpu/uni/\(id)/cpu.shares") == "512")
         #expect(fake.read("memory/uni/\(id)/memory.limit_in_bytes") == "\(96 << 20)")
         #expect(fake.read("memory/uni/\(id)/memory.memsw.limit_in_bytes") == "\(96 << 20)")

@@ -77,9 +77,28 @@ public struct CgroupPlacement: Sendable, Hashable {
         self.oomKillBaseline = oomKillBaseline
     }
 
-    /// The `cgroup.procs` files the child process writes "0" to (which
-    /// moves the writer itself, in v1 and v2) before it execs.
-    public var procsFiles: [String] { directories.map { $0 + "/cgroup.procs" } }
+    /// The files the child process writes "0" to (which moves the writer
+    /// itself) before it execs: the cgroups that hold its limits.
+    ///
+    /// v1 hierarchies get their `tasks` file: it moves one thread, and the
+    /// child is a single thread between its fork and its exec, so the move
+    /// is the same; `cgroup.procs` takes the kernel's global threadgroup
+    /// lock, whose RCU grace period cost ~7 ms of every start (measured on
+    /// this project's hybrid hosts, docs/architecture.md "Cgroups"). v2 has
+    /// no thread-level move across domains: its `cgroup.procs`.
+    public var procsFiles: [String] {
+        switch mechanism {
+        case .v1: directories.filter { $0 != lateDirectory }.map { $0 + "/tasks" }
+        case .v2, .none: directories.map { $0 + "/cgroup.procs" }
+        }
+    }
+
+    /// A cgroup the process joins once it runs rather than before its
+    /// exec: on v1 hosts, the unified tree's cgroup that only measures its
+    /// pressure (PSI). It limits nothing, so nothing runs unlimited
+    /// meanwhile, and its `cgroup.procs` write (the ~7 ms lock above) stays
+    /// off the path to the guest's first line.
+    public var lateDirectory: String? { mechanism == .v1 ? pressureDirectory : nil }
 }
 
 /// Picks the controller a host supports.

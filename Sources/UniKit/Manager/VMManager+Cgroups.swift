@@ -41,6 +41,20 @@ extension VMManager {
         }
     }
 
+    /// Moves the process `pid` of a run that has started into its
+    /// placement's ``CgroupPlacement/lateDirectory``, if any. A failure
+    /// costs the VM its pressure numbers, not its run: it is logged.
+    func joinLateCgroup(_ placement: CgroupPlacement?, pid: Int32?, of id: VMID) {
+        guard let directory = placement?.lateDirectory, let pid else { return }
+        do {
+            try CgroupFiles.write("\(pid)", to: directory + "/cgroup.procs", what: "the process")
+        } catch {
+            logger.warning("cannot move qemu into its pressure cgroup; the vm has no pressure numbers", metadata: [
+                LogKeys.vmID: "\(id)", LogKeys.error: "\((error as? UniError)?.message ?? "\(error)")",
+            ])
+        }
+    }
+
     /// Removes the cgroup of a run whose process has ended (or never ran).
     /// A failure is logged: the VM's state does not depend on it.
     func releaseCgroup(_ placement: CgroupPlacement?, of id: VMID) {

@@ -196,6 +196,7 @@ extension VMManager {
             resumeExitWaiters(vm)
             throw failure
         }
+        joinLateCgroup(placement, pid: instance.pid, of: id)
         vm.state = .running
         vm.pid = instance.pid
         vm.accelerator = hypervisor.accelerator
