@@ -10,15 +10,9 @@ its RSS, and the machine's load while the guests run.
 
 Usage: scripts/bench-density.py [--vms 100] [--seconds 10] [--cpu-seconds 30] [--bin DIR] [--json OUT]
 """
-import argparse, os, socket, sys, time
+import argparse, os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from perf_common import Unid, cpu_seconds, default_bin, ensure_kernel, rss_bytes, wrk, write_json
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from perf_common import Unid, cpu_seconds, default_bin, ensure_kernel, free_port, rss_bytes, wrk, write_json
 
 
 def cpu_share(pid, seconds):

@@ -14,15 +14,11 @@ seconds, MiB/s and the ratio Uni/skopeo (throughput).
   scripts/bench-registry.py [--mib 100] [--rounds 5] [--json OUT]
 Builds Benchmarks' RegistryBench in release mode first (a separate package:
 package-benchmark stays out of the product graph)."""
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from perf_common import free_port
 
 
 def start_registry(folder):

@@ -46,6 +46,13 @@ def rss_bytes(pid):
     return out
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def executable_rss(pid):
     """Resident bytes of the process's own executable, by mapping kind:
     {"r-xp": code, "r--p": read-only data, "rw-p": data}."""

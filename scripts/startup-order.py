@@ -21,13 +21,7 @@ why (the caller then links without an order).
 """
 import glob, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from perf_common import API, terminate
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from perf_common import API, free_port, terminate
 
 
 def get(path, port):
