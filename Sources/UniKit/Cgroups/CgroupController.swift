@@ -7,7 +7,7 @@ import Foundation
 ///
 /// Implementations are named for their mechanism: ``CgroupV2Controller``,
 /// ``CgroupV1Controller`` (hybrid hosts), ``NoCgroupController`` (nothing
-/// usable: quotas are recorded, not enforced). ``CgroupControllers/detect(root:)``
+/// usable: quotas are recorded, not enforced). ``CgroupControllers/detect(root:vmsCPUWeight:)``
 /// picks one for a host; `RecordingCgroupController` in UniKitTesting
 /// records calls for tests.
 ///

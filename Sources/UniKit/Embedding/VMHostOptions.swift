@@ -16,7 +16,7 @@ public struct VMHostOptions: Sendable {
     /// QEMU is killed (`unid --stop-timeout`).
     public var stopTimeout: Duration
     /// Where the cgroup filesystem is mounted (`unid --cgroup-root`), read by
-    /// ``CgroupControllers/detect(root:)``; `nil`: no cgroups, so quotas are
+    /// ``CgroupControllers/detect(root:vmsCPUWeight:)``; `nil`: no cgroups, so quotas are
     /// recorded but not enforced.
     public var cgroupRoot: String?
     /// The CPU weight of every VM together against the host's other

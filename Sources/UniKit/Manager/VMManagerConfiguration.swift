@@ -68,7 +68,7 @@ public struct VMManagerBackends: Sendable {
     /// `nil`: the data dir's `images` folder.
     public var images: ImageService?
     /// What holds each VM to its resource quota (`unid` passes
-    /// ``CgroupControllers/detect(root:)``'s pick).
+    /// ``CgroupControllers/detect(root:vmsCPUWeight:)``'s pick).
     public var cgroups: any CgroupController
 
     /// Groups the backends; telemetry and tracing are off by default, stats
