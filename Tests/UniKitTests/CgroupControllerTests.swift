@@ -105,6 +105,19 @@ struct CgroupControllerTests {
         _ = try controller.create(for: id, quota: ResourceQuota())
         #expect(v1.read("cpu/uni/cpu.shares") == "51")
         #expect(v1.read("cpu/uni/\(id)/cpu.shares") == "1024")
+
+        // A parent whose weight file the kernel did not make: named, and no VM cgroup is left.
+        let broken = try FakeCgroupRoot()
+        defer { broken.directory.remove() }
+        try broken.file("cgroup.controllers", "cpu memory\n")
+        try broken.file("cgroup.subtree_control", "cpu memory\n")
+        try broken.file("uni/cgroup.subtree_control", "cpu memory\n")
+        #expect {
+            try CgroupV2Controller(root: broken.root).create(for: id, quota: ResourceQuota())
+        } throws: { error in
+            (error as? UniError)?.message == "cannot set the cpu weight of every VM together to '10' in '\(broken.root)/uni/cpu.weight': No such file or directory"
+        }
+        #expect(!broken.exists("uni/\(id)"))
     }
 
     @Test("--vms-cpu-weight: 1-10000, a bad value named")
